@@ -1,0 +1,132 @@
+"""``GNNCalculator``: an ASE calculator around any ase-gnn model. Conversion only."""
+
+from __future__ import annotations
+
+import copy
+import os
+from typing import Any
+
+import numpy as np
+import torch
+from ase import Atoms
+from ase.calculators.calculator import Calculator, CalculationFailed, all_changes
+from ase.stress import full_3x3_to_voigt_6_stress
+
+from ase_gnn.forces import Prediction, predict
+from ase_gnn.io import load_model, resolve_dtype
+from ase_gnn.models.base import EnergyModel
+from ase_gnn.neighbors import graph_from_atoms
+from ase_gnn.nn.embedding import check_species
+
+
+def has_stress(atoms: Atoms) -> bool:
+    """Whether stress is defined: some axis periodic and a 3-D cell (as ASE's EMT and LJ decide)."""
+    return bool(atoms.pbc.any()) and atoms.cell.rank == 3
+
+
+def to_ase_results(prediction: Prediction) -> dict[str, Any]:
+    """Convert a one-structure :class:`Prediction` to ASE ``results`` (float64 numpy, Voigt stress).
+
+    Parameters
+    ----------
+    prediction
+        Output of :func:`ase_gnn.predict` for a batch of one structure.
+
+    Returns
+    -------
+    dict
+        ``energy`` and ``free_energy`` (Python floats, eV), ``energies`` ``(N,)`` eV, ``forces``
+        ``(N, 3)`` eV/Å and ``stress`` ``(6,)`` eV/Å³ in Voigt order xx, yy, zz, yz, xz, xy.
+    """
+    energy = float(prediction.energy[0])
+    results: dict[str, Any] = {
+        "energy": energy,
+        "free_energy": energy,
+        "energies": prediction.local_energies.cpu().double().numpy(),
+    }
+    if prediction.forces is not None:
+        results["forces"] = prediction.forces.cpu().double().numpy()
+    if prediction.stress is not None:
+        results["stress"] = full_3x3_to_voigt_6_stress(prediction.stress[0].cpu().double().numpy())
+    return results
+
+
+class GNNCalculator(Calculator):
+    """ASE calculator for ase-gnn potentials.
+
+    All properties come from one model call (energy, free energy, per-atom energies, forces and,
+    for periodic 3-D cells, stress), so ASE's caching makes one call per MD step. Per-atom
+    ``energies`` include the reference energies E0 and sum to ``energy``. A structure with no
+    periodic axis has no stress (``PropertyNotImplementedError``, as for ASE's EMT).
+
+    Parameters
+    ----------
+    model
+        A model, or the path of a model file (see :func:`ase_gnn.load_model`).
+    device
+        Torch device to evaluate on.
+    dtype
+        ``"float32"`` / ``"float64"``; the model's own dtype if None. A model that needs a
+        different device or dtype is copied, never changed in place.
+
+    Examples
+    --------
+    >>> from ase.build import bulk
+    >>> from ase_gnn import GNNCalculator, SchNet
+    >>> atoms = bulk("Cu", cubic=True)
+    >>> atoms.calc = GNNCalculator(SchNet(["Cu"], hidden_channels=8), dtype="float64")
+    >>> atoms.get_forces().shape
+    (4, 3)
+    """
+
+    implemented_properties = ("energy", "free_energy", "energies", "forces", "stress")
+
+    def __init__(
+        self,
+        model: EnergyModel | str | os.PathLike[str],
+        device: str | torch.device = "cpu",
+        dtype: torch.dtype | str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if isinstance(model, (str, os.PathLike)):
+            model = load_model(model, device=device, dtype=dtype)
+        if not isinstance(model, EnergyModel):
+            raise TypeError(f"model must be an EnergyModel or a path, got {type(model).__name__}")
+        target_dtype = model.dtype if dtype is None else resolve_dtype(dtype)
+        target_device = torch.device(device)
+        if model.dtype != target_dtype or model.device != target_device:
+            model = copy.deepcopy(model).to(device=target_device, dtype=target_dtype)
+        self.model = model.eval()
+
+    @classmethod
+    def from_file(
+        cls,
+        path: str | os.PathLike[str],
+        device: str | torch.device = "cpu",
+        dtype: torch.dtype | str | None = None,
+    ) -> GNNCalculator:
+        """Build a calculator from a model file."""
+        return cls(load_model(path, device=device, dtype=dtype), device=device)
+
+    def calculate(
+        self,
+        atoms: Atoms | None = None,
+        properties: list[str] | None = None,
+        system_changes: list[str] = all_changes,
+    ) -> None:
+        """Compute every implemented property in one model call and store them in ``results``."""
+        super().calculate(atoms, properties, system_changes)
+        assert self.atoms is not None
+        check_species(self.atoms.numbers, self.model.species)
+        graph = graph_from_atoms(
+            self.atoms, self.model.cutoff, dtype=self.model.dtype, device=self.model.device
+        )
+        prediction = predict(self.model, graph, forces=True, stress=has_stress(self.atoms))
+        results = to_ase_results(prediction)
+        for name in ("energies", "forces", "stress"):
+            if name in results and not np.isfinite(results[name]).all():
+                raise CalculationFailed(f"the model returned non-finite {name}")
+        if not np.isfinite(results["energy"]):
+            raise CalculationFailed("the model returned a non-finite energy")
+        self.results = results

@@ -1,0 +1,184 @@
+"""Atomic graphs: the one structure type every model, trainer and explainer sees.
+
+Shapes (N atoms, E edges, B graphs):
+
+============== =============== ======= ==============================================
+field          shape           dtype   meaning
+============== =============== ======= ==============================================
+species        [N]             long    atomic numbers Z
+positions      [N, 3]          float   Cartesian positions, Å
+cell           [B, 3, 3]       float   lattice vectors as rows, Å (zero rows allowed on
+                                       non-periodic axes)
+pbc            [B, 3]          bool    periodic axes
+edge_index     [2, E]          long    row 0 = centre atom i, row 1 = neighbor j
+edge_shift     [E, 3]          float   integer cell offsets S, r_ij = r_j + S·cell − r_i
+batch          [N]             long    graph index of every atom
+ptr            [B + 1]         long    atoms of graph b are ptr[b]:ptr[b + 1]
+============== =============== ======= ==============================================
+
+The graph holds structure only; labels travel beside it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, fields, replace
+from typing import TYPE_CHECKING
+
+import torch
+from torch import Tensor
+
+if TYPE_CHECKING:
+    import ase
+
+
+@dataclass(frozen=True)
+class AtomicGraph:
+    """A batch of B ≥ 1 atomic structures with their neighbor graphs (see module docstring).
+
+    Build one with :meth:`from_atoms` and combine several with :func:`batch_graphs`.
+    ``edge_shift`` is stored in the float dtype of ``positions`` (its values are integers) so
+    that edge vectors need no cast.
+    """
+
+    species: Tensor
+    positions: Tensor
+    cell: Tensor
+    pbc: Tensor
+    edge_index: Tensor
+    edge_shift: Tensor
+    batch: Tensor
+    ptr: Tensor
+
+    @classmethod
+    def from_atoms(
+        cls,
+        atoms: ase.Atoms,
+        cutoff: float,
+        dtype: torch.dtype = torch.float64,
+        device: str | torch.device = "cpu",
+    ) -> AtomicGraph:
+        """Build the radius graph of one structure; see :func:`ase_gnn.neighbors.graph_from_atoms`."""
+        from ase_gnn.neighbors import graph_from_atoms
+
+        return graph_from_atoms(atoms, cutoff, dtype=dtype, device=device)
+
+    @property
+    def num_atoms(self) -> int:
+        """Number of atoms N in the whole batch."""
+        return int(self.species.shape[0])
+
+    @property
+    def num_edges(self) -> int:
+        """Number of directed edges E in the whole batch."""
+        return int(self.edge_index.shape[1])
+
+    @property
+    def num_graphs(self) -> int:
+        """Number of structures B."""
+        return int(self.cell.shape[0])
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """Float dtype of positions and cell."""
+        return self.positions.dtype
+
+    @property
+    def device(self) -> torch.device:
+        """Device that holds the tensors."""
+        return self.positions.device
+
+    def to(
+        self, device: str | torch.device | None = None, dtype: torch.dtype | None = None
+    ) -> AtomicGraph:
+        """Return a copy on ``device`` with float fields cast to ``dtype`` (integer fields keep theirs)."""
+        values = {}
+        for field in fields(self):
+            tensor: Tensor = getattr(self, field.name)
+            if tensor.is_floating_point():
+                values[field.name] = tensor.to(device=device, dtype=dtype)
+            else:
+                values[field.name] = tensor.to(device=device)
+        return AtomicGraph(**values)
+
+    def with_positions(self, positions: Tensor, cell: Tensor | None = None) -> AtomicGraph:
+        """Return the same graph with new ``positions [N, 3]`` (and optionally ``cell [B, 3, 3]``)."""
+        return replace(self, positions=positions, cell=self.cell if cell is None else cell)
+
+
+def edge_vectors(graph: AtomicGraph) -> Tensor:
+    """Edge vectors r_ij = r_j + S_ij·cell − r_i.
+
+    Parameters
+    ----------
+    graph
+        The atomic graph.
+
+    Returns
+    -------
+    Tensor
+        ``[E, 3]`` vectors from centre i to neighbor j, in Å. Differentiable with respect to
+        ``graph.positions`` and ``graph.cell`` (the path autograd forces and stress take).
+    """
+    center, neighbor = graph.edge_index
+    vectors = graph.positions[neighbor] - graph.positions[center]
+    if graph.num_edges == 0:
+        return vectors
+    if graph.num_graphs == 1:
+        return vectors + graph.edge_shift @ graph.cell[0]
+    edge_cell = graph.cell[graph.batch[center]]  # [E, 3, 3]
+    return vectors + torch.bmm(graph.edge_shift.unsqueeze(1), edge_cell).squeeze(1)
+
+
+def batch_graphs(graphs: Sequence[AtomicGraph]) -> AtomicGraph:
+    """Concatenate graphs into one batch (edge indices offset, batch and ptr rebuilt).
+
+    Parameters
+    ----------
+    graphs
+        One or more graphs (each may itself be a batch) on the same device and dtype.
+
+    Returns
+    -------
+    AtomicGraph
+        A batch with ``sum(g.num_graphs)`` structures, in the given order.
+    """
+    if len(graphs) == 0:
+        raise ValueError("batch_graphs needs at least one graph")
+    if len(graphs) == 1:
+        return graphs[0]
+    atom_offsets = torch.tensor([0] + [g.num_atoms for g in graphs]).cumsum(0).tolist()
+    graph_offsets = torch.tensor([0] + [g.num_graphs for g in graphs]).cumsum(0).tolist()
+    device = graphs[0].device
+    ptr = torch.cat(
+        [graphs[0].ptr[:1]] + [g.ptr[1:] + atom_offsets[k] for k, g in enumerate(graphs)]
+    )
+    return AtomicGraph(
+        species=torch.cat([g.species for g in graphs]),
+        positions=torch.cat([g.positions for g in graphs]),
+        cell=torch.cat([g.cell for g in graphs]),
+        pbc=torch.cat([g.pbc for g in graphs]),
+        edge_index=torch.cat(
+            [g.edge_index + atom_offsets[k] for k, g in enumerate(graphs)], dim=1
+        ),
+        edge_shift=torch.cat([g.edge_shift for g in graphs]),
+        batch=torch.cat([g.batch + graph_offsets[k] for k, g in enumerate(graphs)]),
+        ptr=ptr.to(device),
+    )
+
+
+def unbatch(values: Tensor, ptr: Tensor) -> list[Tensor]:
+    """Split a per-atom tensor ``[N, ...]`` into one tensor per graph using ``ptr [B + 1]``."""
+    sizes = (ptr[1:] - ptr[:-1]).tolist()
+    return list(torch.split(values, sizes))
+
+
+def sum_per_graph(values: Tensor, graph: AtomicGraph) -> Tensor:
+    """Sum a per-atom tensor ``[N, ...]`` over the atoms of every graph, giving ``[B, ...]``."""
+    out = values.new_zeros((graph.num_graphs, *values.shape[1:]))
+    return out.index_add(0, graph.batch, values)
+
+
+def atoms_per_graph(graph: AtomicGraph) -> Tensor:
+    """Number of atoms of every graph, ``[B]`` long."""
+    return graph.ptr[1:] - graph.ptr[:-1]

@@ -1,0 +1,187 @@
+"""Model files: one ``.safetensors`` file, weights plus a JSON metadata header. No pickle anywhere.
+
+Header metadata (all values are strings, as safetensors requires):
+
+``format``          ``"ase-gnn-model"``
+``format_version``  ``"1"``
+``architecture``    a name from :data:`ase_gnn.models.ARCHITECTURES` (the allow-list)
+``config``          JSON of the constructor arguments (species, cutoff, readout, sizes, ...)
+``atomic_energies`` JSON ``{symbol: E0 in eV}`` (also stored as a tensor; for people reading the file)
+``units``           JSON ``{"energy": "eV", "length": "Angstrom"}``
+``dtype``           dtype the weights were saved in
+``versions``        JSON of ase-gnn, torch, e3nn, ase versions
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
+
+from ase_gnn.models.base import ARCHITECTURES, EnergyModel
+
+FORMAT = "ase-gnn-model"
+FORMAT_VERSION = "1"
+SUPPORTED_VERSIONS = ("1",)
+UNITS = {"energy": "eV", "length": "Angstrom"}
+_DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {}
+    for package in ("ase-gnn", "torch", "e3nn", "ase"):
+        try:
+            found[package] = version(package)
+        except PackageNotFoundError:
+            found[package] = "unknown"
+    return found
+
+
+def save_model(model: EnergyModel, path: str | os.PathLike[str]) -> None:
+    """Write ``model`` to a safetensors file with its config in the metadata header.
+
+    The file is written to a temporary name and renamed, so an interrupted save never leaves a
+    truncated model file behind.
+
+    Parameters
+    ----------
+    model
+        Any registered architecture.
+    path
+        Destination, conventionally ``*.safetensors``.
+    """
+    if model.architecture not in ARCHITECTURES:
+        raise ValueError(f"architecture {model.architecture!r} is not registered")
+    state = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
+    metadata = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "architecture": model.architecture,
+        "config": json.dumps(model.config()),
+        "atomic_energies": json.dumps(
+            dict(zip(model.species_symbols, model.atomic_energies.tolist()))
+        ),
+        "units": json.dumps(UNITS),
+        "dtype": str(model.dtype).removeprefix("torch."),
+        "versions": json.dumps(_versions()),
+    }
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    save_file(state, str(tmp), metadata=metadata)
+    os.replace(tmp, path)
+
+
+def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read and validate a model file's header without building the model.
+
+    Returns
+    -------
+    dict
+        The metadata with JSON fields decoded.
+
+    Raises
+    ------
+    ValueError
+        If the file is not an ase-gnn safetensors model (pickle, ``torch.save`` archive, truncated
+        or corrupt file), or has an unknown format version or architecture.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no model file at {path}")
+    with open(path, "rb") as handle:
+        head = handle.read(8)
+    if head[:2] == b"PK":
+        raise ValueError(
+            f"{path} is a zip archive (a torch.save / TorchScript file), not an ase-gnn "
+            "safetensors model; such files can run code when loaded and are refused"
+        )
+    if head[:1] == b"\x80":
+        raise ValueError(f"{path} is a pickle file, not an ase-gnn safetensors model; refused")
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = handle.metadata() or {}
+    except (SafetensorError, OSError) as error:
+        raise ValueError(f"{path} is not a readable safetensors model file: {error}") from error
+    if metadata.get("format") != FORMAT:
+        raise ValueError(
+            f"{path} is a safetensors file but not an ase-gnn model "
+            f"(format={metadata.get('format')!r}, expected {FORMAT!r})"
+        )
+    if metadata.get("format_version") not in SUPPORTED_VERSIONS:
+        raise ValueError(
+            f"{path} has model format version {metadata.get('format_version')!r}; this ase-gnn "
+            f"reads versions {SUPPORTED_VERSIONS}. Upgrade ase-gnn to load it."
+        )
+    if metadata.get("architecture") not in ARCHITECTURES:
+        raise ValueError(
+            f"{path} names architecture {metadata.get('architecture')!r}, which is not one of the "
+            f"known architectures {sorted(ARCHITECTURES)}"
+        )
+    decoded: dict[str, Any] = dict(metadata)
+    try:
+        for key in ("config", "atomic_energies", "units", "versions"):
+            decoded[key] = json.loads(metadata[key])
+    except (KeyError, json.JSONDecodeError) as error:
+        raise ValueError(f"{path} has a corrupt metadata header: {error}") from error
+    return decoded
+
+
+def load_model(
+    path: str | os.PathLike[str],
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype | str | None = None,
+) -> EnergyModel:
+    """Load a model saved by :func:`save_model`. Nothing is unpickled.
+
+    Parameters
+    ----------
+    path
+        The ``.safetensors`` model file.
+    device
+        Device to put the model on.
+    dtype
+        ``torch.float32`` / ``torch.float64`` (or their names); the saved dtype if None.
+
+    Returns
+    -------
+    EnergyModel
+        The model, in eval mode.
+
+    Raises
+    ------
+    ValueError
+        For files that are not ase-gnn models or whose weights do not match the config.
+    """
+    metadata = read_metadata(path)
+    saved_dtype = _DTYPES.get(metadata["dtype"])
+    if saved_dtype is None:
+        raise ValueError(f"{path} has unsupported weight dtype {metadata['dtype']!r}")
+    try:
+        model = ARCHITECTURES[metadata["architecture"]](**metadata["config"])
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{path} has an invalid model config: {error}") from error
+    model = model.to(saved_dtype)  # load weights at full saved precision before any cast
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            state = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118
+        model.load_state_dict(state, strict=True)
+    except (SafetensorError, RuntimeError) as error:
+        raise ValueError(f"{path}: weights do not match the stored config: {error}") from error
+    target = resolve_dtype(dtype) if dtype is not None else saved_dtype
+    return model.to(device=device, dtype=target).eval()
+
+
+def resolve_dtype(dtype: torch.dtype | str) -> torch.dtype:
+    """Accept ``torch.float32``/``torch.float64`` or ``"float32"``/``"float64"``."""
+    if isinstance(dtype, torch.dtype) and dtype in _DTYPES.values():
+        return dtype
+    if isinstance(dtype, str) and dtype in _DTYPES:
+        return _DTYPES[dtype]
+    raise ValueError(f"dtype must be float32 or float64, got {dtype!r}")

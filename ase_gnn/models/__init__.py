@@ -1,0 +1,6 @@
+"""Potentials: the ``EnergyModel`` base class, the registry and the architectures."""
+
+from ase_gnn.models.base import ARCHITECTURES, EnergyModel, register
+from ase_gnn.models.schnet import SchNet
+
+__all__ = ["ARCHITECTURES", "EnergyModel", "SchNet", "register"]

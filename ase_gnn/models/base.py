@@ -1,0 +1,190 @@
+"""The ``EnergyModel`` contract and the registry of architectures.
+
+A model maps an :class:`~ase_gnn.graph.AtomicGraph` to local energies ``[N]`` in eV:
+
+    E_i = E0[Z_i] + scale · (ε_i − ε_iso[Z_i])
+
+where ε_i is the architecture's raw per-atom output and ε_iso[Z] the raw output of an isolated
+atom of that species. Subtracting ε_iso makes an atom without neighbors have exactly its reference
+energy E0 and zero force, so E0 (fitted by least squares or given) is both the per-element shift
+and the "isolated atoms" baseline that ``explain`` measures attributions against. With the
+``"mean"`` readout every E_i is further divided by its structure's atom count, which makes the
+total energy intensive (a 2×2×2 supercell then has the same energy, not 8×).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar, Literal, TypeVar
+
+import torch
+from ase.data import atomic_numbers, chemical_symbols
+from torch import Tensor, nn
+
+from ase_gnn.graph import AtomicGraph, atoms_per_graph
+from ase_gnn.nn.embedding import SpeciesIndex
+
+Readout = Literal["sum", "mean"]
+READOUTS: tuple[str, ...] = ("sum", "mean")
+
+#: Architectures by name: the allow-list that model files are loaded from.
+ARCHITECTURES: dict[str, type[EnergyModel]] = {}
+
+M = TypeVar("M", bound="type[EnergyModel]")
+
+
+def register(cls: M) -> M:
+    """Class decorator adding an architecture to :data:`ARCHITECTURES` under ``cls.architecture``."""
+    ARCHITECTURES[cls.architecture] = cls
+    return cls
+
+
+def to_atomic_numbers(species: Sequence[str | int]) -> tuple[int, ...]:
+    """Turn element symbols or atomic numbers into a tuple of unique atomic numbers, in order."""
+    numbers: list[int] = []
+    for s in species:
+        if isinstance(s, str):
+            if s not in atomic_numbers:
+                raise ValueError(f"unknown element symbol {s!r}")
+            z = atomic_numbers[s]
+        else:
+            z = int(s)
+            if not 1 <= z < len(chemical_symbols):
+                raise ValueError(f"atomic number {z} is outside 1…{len(chemical_symbols) - 1}")
+        if z not in numbers:
+            numbers.append(z)
+    if not numbers:
+        raise ValueError("a model needs at least one species")
+    return tuple(numbers)
+
+
+class EnergyModel(nn.Module, ABC):
+    """Base class of all potentials: graph in, local energies ``[N]`` (eV) out.
+
+    Parameters
+    ----------
+    species
+        Element symbols or atomic numbers the model knows.
+    cutoff
+        Neighbor cutoff in Å.
+    readout
+        ``"sum"`` (extensive total energy, the physical choice) or ``"mean"`` (intensive).
+    atomic_energies
+        Reference energies E0 in eV, by symbol or in ``species`` order; zero if omitted.
+
+    Notes
+    -----
+    ``forward(graph, edge_weight)`` takes an optional ``edge_weight [E]`` that multiplies every
+    message of that edge (through the cutoff envelope) in every layer: 1 leaves the edge as it
+    is, 0 removes it exactly. Subclasses implement :meth:`interaction_energies` and must honour it.
+    """
+
+    #: Registry name, also written to model files.
+    architecture: ClassVar[str]
+
+    def __init__(
+        self,
+        species: Sequence[str | int],
+        cutoff: float,
+        readout: Readout = "sum",
+        atomic_energies: Mapping[str, float] | Sequence[float] | None = None,
+    ) -> None:
+        super().__init__()
+        if not cutoff > 0:
+            raise ValueError(f"cutoff must be positive, got {cutoff}")
+        if readout not in READOUTS:
+            raise ValueError(f"unknown readout {readout!r}; choose one of {READOUTS}")
+        self.species: tuple[int, ...] = to_atomic_numbers(species)
+        self.cutoff = float(cutoff)
+        self.readout: Readout = readout
+        self.species_index = SpeciesIndex(self.species)
+        self.register_buffer("atomic_energies", torch.zeros(len(self.species)))
+        self.register_buffer("scale", torch.ones(()))
+        if atomic_energies is not None:
+            self.set_atomic_energies(atomic_energies)
+
+    # -- contract ---------------------------------------------------------------------------
+    @abstractmethod
+    def interaction_energies(
+        self, graph: AtomicGraph, species_index: Tensor, edge_weight: Tensor | None
+    ) -> Tensor:
+        """Raw per-atom outputs ε_i ``[N]`` before reference energies and scaling."""
+
+    @abstractmethod
+    def hyperparameters(self) -> dict[str, Any]:
+        """Constructor arguments (besides species, cutoff, readout) that rebuild this model."""
+
+    # -- shared behaviour -------------------------------------------------------------------
+    def forward(self, graph: AtomicGraph, edge_weight: Tensor | None = None) -> Tensor:
+        """Local energies ``[N]`` in eV; see the class docstring for ``edge_weight [E]``."""
+        if edge_weight is not None and edge_weight.shape != (graph.num_edges,):
+            raise ValueError(
+                f"edge_weight must have shape [{graph.num_edges}] (one per edge), "
+                f"got {tuple(edge_weight.shape)}"
+            )
+        species_index = self.species_index(graph.species)
+        raw = self.interaction_energies(graph, species_index, edge_weight)
+        raw = raw - self.isolated_atom_outputs(graph.dtype, graph.device)[species_index]
+        energies = self.atomic_energies[species_index] + self.scale * raw
+        if self.readout == "mean":
+            energies = energies / atoms_per_graph(graph)[graph.batch].to(energies.dtype)
+        return energies
+
+    def isolated_atom_outputs(self, dtype: torch.dtype, device: torch.device) -> Tensor:
+        """Raw outputs ε_iso ``[S]`` of one isolated atom of every species."""
+        num = len(self.species)
+        graph = AtomicGraph(
+            species=torch.tensor(self.species, device=device),
+            positions=torch.zeros(num, 3, dtype=dtype, device=device),
+            cell=torch.zeros(1, 3, 3, dtype=dtype, device=device),
+            pbc=torch.zeros(1, 3, dtype=torch.bool, device=device),
+            edge_index=torch.zeros(2, 0, dtype=torch.long, device=device),
+            edge_shift=torch.zeros(0, 3, dtype=dtype, device=device),
+            batch=torch.zeros(num, dtype=torch.long, device=device),
+            ptr=torch.tensor([0, num], device=device),
+        )
+        return self.interaction_energies(
+            graph, torch.arange(num, device=device), edge_weight=None
+        )
+
+    def set_atomic_energies(self, atomic_energies: Mapping[str, float] | Sequence[float]) -> None:
+        """Set the reference energies E0 (eV), by symbol or in ``species`` order (in place)."""
+        if isinstance(atomic_energies, Mapping):
+            symbols = [chemical_symbols[z] for z in self.species]
+            missing = [s for s in symbols if s not in atomic_energies]
+            if missing:
+                raise ValueError(f"atomic_energies lacks {missing}")
+            values = [float(atomic_energies[s]) for s in symbols]
+        else:
+            values = [float(v) for v in atomic_energies]
+            if len(values) != len(self.species):
+                raise ValueError(
+                    f"got {len(values)} atomic energies for {len(self.species)} species"
+                )
+        with torch.no_grad():
+            self.atomic_energies.copy_(torch.tensor(values))
+
+    @property
+    def species_symbols(self) -> list[str]:
+        """Element symbols of ``species``."""
+        return [chemical_symbols[z] for z in self.species]
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """Float dtype of the parameters."""
+        return self.atomic_energies.dtype
+
+    @property
+    def device(self) -> torch.device:
+        """Device of the parameters."""
+        return self.atomic_energies.device
+
+    def config(self) -> dict[str, Any]:
+        """JSON-serialisable arguments that rebuild this architecture (weights excluded)."""
+        return {
+            "species": self.species_symbols,
+            "cutoff": self.cutoff,
+            "readout": self.readout,
+            **self.hyperparameters(),
+        }
