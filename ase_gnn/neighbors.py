@@ -63,6 +63,11 @@ def validate_structure(atoms: ase.Atoms, cutoff: float) -> None:
             f"{MAX_COORDINATE:.0e} Å (the neighbor list would overflow); wrap the atoms into the "
             "cell or check for an exploded simulation"
         )
+    if pbc.any() and np.abs(cell[pbc]).max() > MAX_COORDINATE:
+        raise ValueError(
+            f"periodic cell vectors up to {np.abs(cell[pbc]).max():.3g} Å exceed the supported "
+            f"{MAX_COORDINATE:.0e} Å (the neighbor list would overflow)"
+        )
     _validate_periodic_cell(cell, pbc, cutoff)
 
 
@@ -84,16 +89,22 @@ def _validate_periodic_cell(cell: np.ndarray, pbc: np.ndarray, cutoff: float) ->
                 f"the periodic cell vectors {periodic.tolist()} are linearly dependent "
                 "(degenerate cell)"
             )
-    if pbc.all():
-        # Perpendicular widths of the cell: volume / area of the opposite face.
-        volume = abs(np.linalg.det(cell))
-        areas = np.linalg.norm(np.cross(cell[[1, 2, 0]], cell[[2, 0, 1]]), axis=1)
-        widths = volume / areas
+    if pbc.any():
+        # Perpendicular widths of the periodic axes: volume / area of the opposite face, with the
+        # non-periodic rows replaced by unit vectors spanning the rest of space.
+        full = cell.copy()
+        if not pbc.all():
+            q, _ = np.linalg.qr(cell[pbc].T, mode="complete")
+            full[~pbc] = q[:, pbc.sum() :].T
+        volume = abs(np.linalg.det(full))
+        areas = np.linalg.norm(np.cross(full[[1, 2, 0]], full[[2, 0, 1]]), axis=1)
+        widths = (volume / areas)[pbc]
         images = np.prod(2 * np.ceil(cutoff / widths) + 1)
         if images > MAX_IMAGES:
             raise ValueError(
                 f"the cell is too narrow for cutoff {cutoff} Å (perpendicular widths "
-                f"{np.round(widths, 4).tolist()} Å would need {images:.3g} periodic images per atom)"
+                f"{np.round(widths, 4).tolist()} Å of the periodic axes would need {images:.3g} "
+                "periodic images per atom)"
             )
 
 

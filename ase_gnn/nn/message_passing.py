@@ -7,11 +7,14 @@ exactly (the hook ``explain`` uses for bonds).
 Aggregations, for the messages m_ij (already multiplied by w_ij) arriving at atom i:
 
 * ``"sum"``:  a_i = Σ_j m_ij. Features grow with coordination; the default for potentials.
-* ``"mean"``: a_i = Σ_j m_ij / Σ_j w_ij, the envelope-weighted average (0 for an atom without
-  neighbors). Weighting by w_ij keeps it continuous as neighbors enter or leave the cutoff, and a
-  zero-weight edge is exactly absent.
-* ``"max"``:  a_i = max(0, max_j m_ij) per feature. The floor at 0 keeps it continuous when a
-  neighbor leaves (its message has faded to 0) and makes a zero-weight edge exactly absent.
+* ``"mean"``: a_i = Σ_j m_ij / (s_i + exp(−s_i)) with s_i = Σ_j w_ij, the envelope-weighted
+  average. For ordinary coordination (s ≳ 5) the denominator is s to within 1 %; the exp(−s)
+  term makes a_i vanish smoothly as the last neighbor leaves, where a plain Σ m / Σ w would jump.
+  A zero-weight edge is exactly absent.
+* ``"max"``:  a_i = max(0, max_j m_ij) per feature. The floor at 0 keeps the energy continuous
+  when a neighbor leaves (its message has faded to 0) and makes a zero-weight edge exactly
+  absent, but forces jump where the maximising neighbor changes: fine for classification heads,
+  not for molecular dynamics.
 
 All three are permutation invariant. None of them affects extensivity of the energy, which is
 decided by the graph readout (``"sum"`` of local energies is extensive, ``"mean"`` is intensive).
@@ -56,9 +59,8 @@ def aggregate(
         return out.index_add(0, center, messages)
     if how == "mean":
         total = out.index_add(0, center, messages)
-        norm = weights.new_zeros(num_atoms).index_add(0, center, weights)
-        norm = torch.where(norm > 0, norm, torch.ones_like(norm))
-        return total / norm.unsqueeze(-1)
+        weight_sum = weights.new_zeros(num_atoms).index_add(0, center, weights)
+        return total / (weight_sum + torch.exp(-weight_sum)).unsqueeze(-1)
     if how == "max":
         index = center.unsqueeze(-1).expand_as(messages)
         return out.scatter_reduce(0, index, messages, reduce="amax", include_self=True)
