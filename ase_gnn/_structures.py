@@ -10,15 +10,23 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from types import MappingProxyType
 
 import numpy as np
+import vesin
 from ase import Atoms, units
 from ase.build import bulk, fcc100, fcc111
 from ase.calculators.calculator import Calculator
+from ase.constraints import FixCom
 from ase.data import atomic_numbers, reference_states
 from ase.md.langevin import Langevin
 from ase.md.md import MolecularDynamics
-from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary
+from ase.md.velocitydistribution import Stationary
 from ase.md.verlet import VelocityVerlet
-from ase.neighborlist import neighbor_list
+
+try:
+    from ase.md.velocitydistribution import thermalize_momenta
+except ImportError:  # ASE < 3.29, where MaxwellBoltzmannDistribution is not yet deprecated
+    from ase.md.velocitydistribution import (  # type: ignore[assignment]  # same keywords used
+        MaxwellBoltzmannDistribution as thermalize_momenta,
+    )
 
 CalculatorFactory = Callable[[], Calculator]
 #: ``(rng, index, symbol, lattice_constant) -> Atoms``: ``index`` counts structures of one type.
@@ -158,19 +166,30 @@ def md_snapshots(
     """
     made, trajectory = 0, 0
     while made < count:
+        if trajectory > 2 * count + 10:
+            raise RuntimeError(
+                f"only {made} of {count} MD snapshots were accepted (minimum distance too large?)"
+            )
         temperature = float(temperatures_K[trajectory % len(temperatures_K)])
         atoms = start(rng)
         atoms.calc = factory()
         dynamics: MolecularDynamics
         if trajectory % 2 == 0:
-            MaxwellBoltzmannDistribution(atoms, temperature_K=temperature, rng=rng)
+            thermalize_momenta(atoms, temperature_K=temperature, rng=rng)
+            # ASE >= 3.28 deprecates fixcm=True in Langevin in favor of a FixCom constraint.
+            atoms.set_constraint(FixCom())
             dynamics = Langevin(
-                atoms, timestep, temperature_K=temperature, friction=LANGEVIN_FRICTION, rng=rng
+                atoms,
+                timestep,
+                temperature_K=temperature,
+                friction=LANGEVIN_FRICTION,
+                fixcm=False,
+                rng=rng,
             )
         else:
             # NVE from a near-perfect lattice shares the kinetic energy with the potential
             # energy (equipartition), so start at twice the target temperature.
-            MaxwellBoltzmannDistribution(atoms, temperature_K=2.0 * temperature, rng=rng)
+            thermalize_momenta(atoms, temperature_K=2.0 * temperature, rng=rng)
             dynamics = VelocityVerlet(atoms, timestep)
         Stationary(atoms)
         dynamics.run(MD_EQUILIBRATION_STEPS)
@@ -187,7 +206,10 @@ def md_snapshots(
 
 def min_distance_at_least(atoms: Atoms, min_distance: float) -> bool:
     """Whether no two atoms (periodic images included) are closer than ``min_distance`` Å."""
-    return len(atoms) < 2 or len(neighbor_list("i", atoms, min_distance)) == 0
+    if len(atoms) < 2:
+        return True
+    (first_index,) = vesin.ase_neighbor_list("i", atoms, min_distance)
+    return len(first_index) == 0
 
 
 def fcc_nearest_neighbor_distance(
@@ -240,9 +262,17 @@ def random_positions(
 def pair_builders(symbol: str, spacing: float, min_distance: float) -> dict[str, Builder]:
     """One ``rng -> Atoms`` builder per static pair-potential config type.
 
-    ``spacing`` is the equilibrium fcc nearest-neighbor distance in Å; densities are relative to
-    it (a nearest-neighbor scale s means the fcc number density sqrt(2) / (s · spacing)³).
+    ``spacing`` is the equilibrium fcc nearest-neighbor distance in Å; crystals and clusters cut
+    from them are built at 0.96-1.08 and 0.97-1.05 times it. Random boxes and amorphous clusters
+    are filled by random sequential addition of hard spheres of diameter ``min_distance`` to a
+    packing fraction φ of 0.10-0.25 (0.15-0.25 for clusters), well below the 0.38 where random
+    sequential addition jams; for argon-like Lennard-Jones this is 1.1-1.5 times the crystal's
+    nearest-neighbor distance.
     """
+
+    def hard_sphere_density(packing_fraction: float) -> float:
+        """Number density in 1/Å³ of spheres of diameter ``min_distance`` at that packing."""
+        return packing_fraction / (np.pi / 6.0 * min_distance**3)
 
     def crystal(rng: np.random.Generator) -> Atoms:
         atoms = fcc_bulk(rng, symbol, float(np.sqrt(2.0) * spacing * rng.uniform(0.96, 1.08)))
@@ -251,7 +281,7 @@ def pair_builders(symbol: str, spacing: float, min_distance: float) -> dict[str,
 
     def random_box(rng: np.random.Generator) -> Atoms:
         num_atoms = int(rng.integers(8, 33))
-        density = np.sqrt(2.0) / (spacing * rng.uniform(1.1, 1.4)) ** 3
+        density = hard_sphere_density(rng.uniform(0.10, 0.25))
         box_length = float((num_atoms / density) ** (1 / 3))
         positions = random_positions(rng, num_atoms, min_distance, box_length=box_length)
         return Atoms(symbol * num_atoms, positions, cell=np.eye(3) * box_length, pbc=True)
@@ -266,7 +296,7 @@ def pair_builders(symbol: str, spacing: float, min_distance: float) -> dict[str,
             positions = source.positions[np.sort(nearest)] - centre
             positions += rng.normal(scale=spacing * rng.uniform(0.01, 0.05), size=positions.shape)
         else:  # amorphous: random sequential addition in a sphere
-            density = np.sqrt(2.0) / (spacing * rng.uniform(1.0, 1.3)) ** 3
+            density = hard_sphere_density(rng.uniform(0.15, 0.25))
             radius = float((3 * num_atoms / (4 * np.pi * density)) ** (1 / 3))
             positions = random_positions(rng, num_atoms, min_distance, radius=radius)
         return Atoms(symbol * num_atoms, positions, pbc=False)

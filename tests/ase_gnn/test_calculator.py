@@ -12,10 +12,10 @@ import torch
 from ase import units
 from ase.build import bulk, fcc111, molecule
 from ase.calculators.calculator import BaseCalculator, PropertyNotImplementedError
-from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
 from ase.md.verlet import VelocityVerlet
 
 from ase_gnn import GNNCalculator, SchNet
+from ase_gnn.md import thermalize_momenta
 from ase_gnn.testing import tiny_model
 
 
@@ -152,7 +152,7 @@ def test_short_nve_run_conserves_energy() -> None:
     model = SchNet(["Cu"], cutoff=4.0, hidden_channels=16, num_interactions=2)
     atoms = bulk("Cu", cubic=True).repeat((2, 2, 2))
     atoms.calc = GNNCalculator(model, dtype="float64")
-    MaxwellBoltzmannDistribution(atoms, temperature_K=300, rng=np.random.default_rng(0))
+    thermalize_momenta(atoms, 300, rng=np.random.default_rng(0))
     dyn = VelocityVerlet(atoms, timestep=1 * units.fs)
     totals = []
     dyn.attach(lambda: totals.append(atoms.get_total_energy()), interval=1)

@@ -1,0 +1,7 @@
+"""``python -m ase_gnn`` runs the command line."""
+
+import sys
+
+from ase_gnn.cli import main
+
+sys.exit(main())
