@@ -21,12 +21,7 @@ from ase.md.md import MolecularDynamics
 from ase.md.velocitydistribution import Stationary
 from ase.md.verlet import VelocityVerlet
 
-try:
-    from ase.md.velocitydistribution import thermalize_momenta
-except ImportError:  # ASE < 3.29, where MaxwellBoltzmannDistribution is not yet deprecated
-    from ase.md.velocitydistribution import (  # type: ignore[assignment]  # same keywords used
-        MaxwellBoltzmannDistribution as thermalize_momenta,
-    )
+from ase_gnn.md import thermalize_momenta
 
 CalculatorFactory = Callable[[], Calculator]
 #: ``(rng, index, symbol, lattice_constant) -> Atoms``: ``index`` counts structures of one type.
@@ -77,7 +72,7 @@ def alloy_lattice(rng: np.random.Generator, elements: Sequence[str]) -> tuple[fl
         composition = np.ones(1)
     else:
         composition = rng.dirichlet(np.ones(len(elements)))
-    constants = np.array([reference_states[atomic_numbers[s]]["a"] for s in elements])
+    constants = np.array([_lattice_constant(s) for s in elements])
     return float(composition @ constants), composition
 
 
@@ -131,7 +126,7 @@ def emt_surface(
     ``ase.build`` gives ``pbc=(True, True, False)`` and a 3-D cell with 5-8 Å of vacuum on each
     side along z.
     """
-    build = (fcc100, fcc111)[index % 2]
+    build: Callable[..., Atoms] = fcc111 if index % 2 else fcc100
     size = (3, 3, 3) if rng.random() < 0.2 else (2, 2, int(rng.integers(3, 7)))
     atoms = build(symbol, size=size, a=lattice_constant, vacuum=float(rng.uniform(5.0, 8.0)))
     rattle(atoms, rng, rng.uniform(0.02, 0.08))
@@ -302,3 +297,10 @@ def pair_builders(symbol: str, spacing: float, min_distance: float) -> dict[str,
         return Atoms(symbol * num_atoms, positions, pbc=False)
 
     return {"bulk": crystal, "random": random_box, "cluster": cluster}
+
+
+def _lattice_constant(symbol: str) -> float:
+    """Reference fcc lattice constant of ``symbol`` from ``ase.data``, Å."""
+    state = reference_states[atomic_numbers[symbol]]
+    assert state is not None and "a" in state, f"no reference lattice constant for {symbol}"
+    return float(state["a"])  # type: ignore[arg-type]  # ase.data types values as object

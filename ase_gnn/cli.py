@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -38,14 +39,16 @@ def _train(args: argparse.Namespace) -> None:
     valid = [structures[i] for i in order[:n_valid]]
     train = [structures[i] for i in order[n_valid:]]
     species = sorted({s for a in structures for s in a.get_chemical_symbols()})
+    if args.architecture not in ARCHITECTURES:
+        raise ValueError(f"unknown architecture {args.architecture!r}; known: {sorted(ARCHITECTURES)}")
+    options: dict[str, Any] = {
+        "hidden_channels": args.hidden_channels,
+        "num_interactions": args.num_interactions,
+        "num_radial": args.num_radial,
+        "aggregation": args.aggregation,
+    }
     model = ARCHITECTURES[args.architecture](
-        species=species,
-        cutoff=args.cutoff,
-        hidden_channels=args.hidden_channels,
-        num_interactions=args.num_interactions,
-        num_radial=args.num_radial,
-        aggregation=args.aggregation,
-        readout=args.readout,
+        species=species, cutoff=args.cutoff, readout=args.readout, **options
     )
     weights = LossWeights(args.energy_weight, args.forces_weight, args.stress_weight)
     history = fit(model, train, valid, epochs=args.epochs, batch_size=args.batch_size,
@@ -60,6 +63,7 @@ def _train(args: argparse.Namespace) -> None:
 
 def _md(args: argparse.Namespace) -> None:
     import ase.io
+    from ase import Atoms
     from ase.build import bulk
 
     from ase_gnn.calculator import GNNCalculator
@@ -67,7 +71,8 @@ def _md(args: argparse.Namespace) -> None:
 
     calc = GNNCalculator(args.model, dtype=args.dtype)
     if args.structure:
-        atoms = ase.io.read(args.structure)
+        atoms = ase.io.read(args.structure, index=-1)
+        assert isinstance(atoms, Atoms)
     else:
         atoms = bulk(calc.model.species_symbols[0], cubic=True).repeat([args.repeat] * 3)
     trajectory = run_nve(atoms, calc, steps=args.steps, timestep_fs=args.timestep,

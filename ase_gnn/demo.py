@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from ase import Atoms
 from ase.build import bulk
 from ase.calculators.emt import EMT
 
@@ -21,7 +22,9 @@ from ase_gnn.plots import learning_curve_plot, parity_plot
 from ase_gnn.training import GraphDataset, evaluate, fit
 
 
-def _split(structures: list, fractions: tuple[float, float], seed: int) -> tuple[list, list, list]:
+def _split(
+    structures: list[Atoms], fractions: tuple[float, float], seed: int
+) -> tuple[list[Atoms], list[Atoms], list[Atoms]]:
     order = np.random.default_rng(seed).permutation(len(structures))
     n_valid = max(1, int(fractions[0] * len(structures)))
     n_test = max(1, int(fractions[1] * len(structures)))
@@ -122,7 +125,7 @@ def run_demo(
     return summary
 
 
-def _parity(model: SchNet, test: list, path: Path) -> None:
+def _parity(model: SchNet, test: list[Atoms], path: Path) -> None:
     calc = GNNCalculator(model, dtype=torch.float64)
     energies, forces = [], []
     for atoms in test:

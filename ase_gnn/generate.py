@@ -350,7 +350,7 @@ def write_dataset(structures: Sequence[Atoms], path: str | os.PathLike[str]) -> 
     """
     if len(structures) == 0:
         raise ValueError("structures is empty; there is nothing to write")
-    ase.io.write(path, list(structures), format="extxyz")
+    ase.io.write(os.fspath(path), list(structures), format="extxyz")
 
 
 def read_dataset(path: str | os.PathLike[str]) -> list[Atoms]:
@@ -366,7 +366,7 @@ def read_dataset(path: str | os.PathLike[str]) -> list[Atoms]:
     list of ase.Atoms
         All frames, with energy, free_energy, forces, energies and stress where the file has them.
     """
-    return list(ase.io.read(path, index=":", format="extxyz"))
+    return list(ase.io.read(os.fspath(path), index=":", format="extxyz"))
 
 
 # --------------------------------------------------------------------------------------------

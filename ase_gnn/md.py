@@ -11,6 +11,8 @@ from ase.md.velocitydistribution import Stationary
 from ase.md.verlet import VelocityVerlet
 from tqdm.auto import tqdm
 
+__all__ = ["NVETrajectory", "run_nve", "thermalize_momenta"]
+
 try:  # ASE >= 3.29; MaxwellBoltzmannDistribution is deprecated there
     from ase.md.velocitydistribution import thermalize_momenta
 except ImportError:  # pragma: no cover - older ASE

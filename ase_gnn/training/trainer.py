@@ -140,8 +140,12 @@ def fit(
     history, best_loss, best_state = History(), math.inf, copy.deepcopy(model.state_dict())
     start = time.perf_counter()
     show = sys.stderr.isatty() if progress is None else progress
-    bar = tqdm(range(epochs), desc="training", disable=not show)
-    for epoch in bar:
+    # With a time budget the bar counts seconds (the epoch count is only an upper bound).
+    if time_budget is None:
+        bar = tqdm(total=epochs, desc="training", unit="epoch", disable=not show)
+    else:
+        bar = tqdm(total=round(time_budget), desc="training", unit="s", disable=not show)
+    for epoch in range(epochs):
         model.train()
         order = generator.permutation(len(train_set))
         total = 0.0
@@ -163,11 +167,15 @@ def fit(
             best_loss, history.best_epoch = valid_loss, epoch
             best_state = copy.deepcopy(model.state_dict())
         bar.set_postfix(
-            E_meV=f"{1e3 * metrics['energy_mae']:.1f}", F_meV=f"{1e3 * metrics['forces_mae']:.1f}"
+            epoch=epoch, E_meV=f"{1e3 * metrics['energy_mae']:.1f}",
+            F_meV=f"{1e3 * metrics['forces_mae']:.1f}",
         )
+        elapsed = time.perf_counter() - start
+        bar.update(1 if time_budget is None else min(round(elapsed), bar.total) - bar.n)
         logger.info("epoch %d loss %.4g valid %s", epoch, history.train_loss[-1], metrics)
-        if time_budget is not None and time.perf_counter() - start > time_budget:
+        if time_budget is not None and elapsed > time_budget:
             break
+    bar.close()
     model.load_state_dict(best_state)
     model.eval()
     history.seconds = time.perf_counter() - start
