@@ -97,7 +97,7 @@ class GNNCalculator(Calculator):
         target_device = torch.device(device)
         if model.dtype != target_dtype or model.device != target_device:
             model = copy.deepcopy(model).to(device=target_device, dtype=target_dtype)
-        self.model = model.eval()
+        self.model = model
 
     @classmethod
     def from_file(

@@ -121,10 +121,14 @@ def edge_vectors(graph: AtomicGraph) -> Tensor:
         ``graph.positions`` and ``graph.cell`` (the path autograd forces and stress take).
     """
     center, neighbor = graph.edge_index
-    vectors = graph.positions[neighbor] - graph.positions[center]
+    # index_select rather than positions[index]: its backward (index_add) is faster on CPU.
+    positions = graph.positions
+    vectors = positions.index_select(0, neighbor) - positions.index_select(0, center)
     if graph.num_edges == 0:
         return vectors
-    if graph.num_graphs == 1:
+    if graph.num_graphs == 1 or int(center.max()) < int(graph.ptr[1]):
+        # All edges lie in the first structure (always for B = 1, and in EnergyModel.forward,
+        # where only edgeless isolated atoms follow): one cell for all, 3x cheaper than per edge.
         return vectors + graph.edge_shift @ graph.cell[0]
     edge_cell = graph.cell[graph.batch[center]]  # [E, 3, 3]
     return vectors + torch.bmm(graph.edge_shift.unsqueeze(1), edge_cell).squeeze(1)

@@ -18,6 +18,16 @@ Aggregations, for the messages m_ij (already multiplied by w_ij) arriving at ato
 
 All three are permutation invariant. None of them affects extensivity of the energy, which is
 decided by the graph readout (``"sum"`` of local energies is extensive, ``"mean"`` is intensive).
+
+Performance: on CPU the per-edge tensors ``[E, F]`` dominate the cost (about 20 of them per layer
+in forward and backward). :class:`MessagePassing` therefore builds and sums messages in chunks of
+edges on CPU (``"sum"`` and ``"mean"``), so that every per-edge temporary is about 1 MiB. Chunks
+stay in the L2 cache between consecutive operations and, more importantly, the allocator reuses
+their memory: whole-graph temporaries (5 MiB at 500 Cu atoms in float32, 44 MiB at 2048 atoms in
+float64) go back to the operating system after every call and are page-faulted in again on the
+next, which took 25-65 % of a call (kernel time, measured with ``bench/md_step.py``). Chunking
+changes no formula and the sums visit the edges in the same order; results differ from one pass
+only by the rounding of matrix products, whose kernels depend on the number of rows.
 """
 
 from __future__ import annotations
@@ -58,13 +68,17 @@ def aggregate(
     if how == "sum":
         return out.index_add(0, center, messages)
     if how == "mean":
-        total = out.index_add(0, center, messages)
-        weight_sum = weights.new_zeros(num_atoms).index_add(0, center, weights)
-        return total / (weight_sum + torch.exp(-weight_sum)).unsqueeze(-1)
+        return _weighted_mean(out.index_add(0, center, messages), center, weights)
     if how == "max":
         index = center.unsqueeze(-1).expand_as(messages)
         return out.scatter_reduce(0, index, messages, reduce="amax", include_self=True)
     raise ValueError(f"unknown aggregation {how!r}; choose one of {AGGREGATIONS}")
+
+
+def _weighted_mean(total: Tensor, center: Tensor, weights: Tensor) -> Tensor:
+    """Turn summed messages ``[N, F]`` into the smooth weighted mean of the module docstring."""
+    weight_sum = weights.new_zeros(total.shape[0]).index_add(0, center, weights)
+    return total / (weight_sum + torch.exp(-weight_sum)).unsqueeze(-1)
 
 
 class MessagePassing(nn.Module):
@@ -86,6 +100,9 @@ class MessagePassing(nn.Module):
 
     #: Whether :meth:`message` reads h_i; if not, the [E, F] gather of centre features is skipped.
     uses_center_features: bool = True
+    #: Edges per chunk are chosen so that a chunk's ``[edges, F]`` tensor has about this many
+    #: elements (1 MiB in float32); see the module docstring for why.
+    chunk_elements: int = 2**18
 
     def __init__(self, aggregation: Aggregation = "sum") -> None:
         super().__init__()
@@ -131,10 +148,49 @@ class MessagePassing(nn.Module):
         Tensor
             ``[N, F]`` updated node features.
         """
-        center, neighbor = edge_index
+        center = edge_index[0]
         x = self.transform(h)
-        x_center = x[center] if self.uses_center_features else None
-        messages = self.message(x_center, x[neighbor], edge_features)
-        messages = messages * edge_weights.unsqueeze(-1)
-        aggregated = aggregate(messages, center, edge_weights, h.shape[0], self.aggregation)
-        return self.update(h, aggregated)
+        if self.aggregation == "max":
+            # One pass over all edges: the gradient of a maximum is shared evenly among tied
+            # edges, which per-chunk maxima would not reproduce.
+            messages = self._weighted_messages(x, edge_index, edge_features, edge_weights)
+            aggregated = aggregate(messages, center, edge_weights, h.shape[0], "max")
+            return self.update(h, aggregated)
+        num_edges = edge_index.shape[1]
+        chunk = self._edges_per_chunk(num_edges, x)
+        total: Tensor | None = None
+        for start in range(0, max(num_edges, 1), chunk):
+            part = slice(start, start + chunk)
+            messages = self._weighted_messages(
+                x, edge_index[:, part], edge_features[part], edge_weights[part]
+            )
+            if total is None:
+                total = messages.new_zeros((h.shape[0], messages.shape[1]))
+            # Adding every chunk into the running total visits the edges in the same order as
+            # one index_add over all of them, so the sums are bitwise the same.
+            total = total.index_add(0, center[part], messages)
+        assert total is not None
+        if self.aggregation == "mean":
+            total = _weighted_mean(total, center, edge_weights)
+        return self.update(h, total)
+
+    def _edges_per_chunk(self, num_edges: int, x: Tensor) -> int:
+        """Edges per chunk: balanced chunks of about ``chunk_elements`` on CPU, else all edges."""
+        # Chunks pay off on CPU only. GPU allocators cache their memory, and there every chunk
+        # costs kernel launches: 7x slower at 2048 Cu atoms on an H200. A compiler fuses the
+        # per-edge operations and plans memory itself.
+        if x.device.type != "cpu" or torch.compiler.is_compiling():
+            return max(num_edges, 1)
+        num_chunks = max(1, -(-num_edges * x.shape[1] // self.chunk_elements))
+        return max(1, -(-num_edges // num_chunks))
+
+    def _weighted_messages(
+        self, x: Tensor, edge_index: Tensor, edge_features: Tensor, edge_weights: Tensor
+    ) -> Tensor:
+        """Messages m_ij · w_ij ``[E, F]`` of the given edges."""
+        center, neighbor = edge_index
+        # index_select rather than x[index]: the same gather, but its backward is an index_add,
+        # several times faster on CPU than the accumulating index_put behind advanced indexing.
+        x_center = x.index_select(0, center) if self.uses_center_features else None
+        messages = self.message(x_center, x.index_select(0, neighbor), edge_features)
+        return messages * edge_weights.unsqueeze(-1)

@@ -14,7 +14,9 @@ class ShiftedSoftplus(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """Apply element-wise."""
-        return nn.functional.softplus(x) - math.log(2.0)
+        # Shifting in place saves one pass and one temporary over every [E, F] filter activation.
+        # It is safe under autograd: softplus saves its input for the backward, not its output.
+        return nn.functional.softplus(x).sub_(math.log(2.0))
 
 
 class MLP(nn.Sequential):
