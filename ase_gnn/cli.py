@@ -1,11 +1,11 @@
-"""Command line: ``ase-gnn generate | train | md | demo``. Thin wrappers over the Python API."""
+"""Command line: ``ase-gnn generate | train | evaluate | md | demo``. Thin wrappers over the
+Python API."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 
@@ -28,37 +28,44 @@ def _generate(args: argparse.Namespace) -> None:
 
 
 def _train(args: argparse.Namespace) -> None:
-    from ase_gnn.generate import read_dataset
-    from ase_gnn.io import save_model
-    from ase_gnn.models import ARCHITECTURES
-    from ase_gnn.training import GraphDataset, LossWeights, evaluate, fit
+    import os
 
-    structures = read_dataset(args.data)
-    order = np.random.default_rng(args.seed).permutation(len(structures))
-    n_valid = max(1, int(args.valid_fraction * len(structures)))
-    valid = [structures[i] for i in order[:n_valid]]
-    train = [structures[i] for i in order[n_valid:]]
-    species = sorted({s for a in structures for s in a.get_chemical_symbols()})
-    if args.architecture not in ARCHITECTURES:
-        raise ValueError(f"unknown architecture {args.architecture!r}; known: {sorted(ARCHITECTURES)}")
-    options: dict[str, Any] = {
-        "hidden_channels": args.hidden_channels,
-        "num_interactions": args.num_interactions,
-        "num_radial": args.num_radial,
-        "aggregation": args.aggregation,
-    }
-    model = ARCHITECTURES[args.architecture](
-        species=species, cutoff=args.cutoff, readout=args.readout, **options
-    )
-    weights = LossWeights(args.energy_weight, args.forces_weight, args.stress_weight)
-    history = fit(model, train, valid, epochs=args.epochs, batch_size=args.batch_size,
-                  learning_rate=args.lr, weights=weights, time_budget=args.budget,
-                  dtype=args.dtype, seed=args.seed)
-    save_model(model, args.out)
-    metrics = evaluate(model, GraphDataset(valid, model.cutoff, model.dtype))
-    print(f"trained {len(history.train_loss)} epochs in {history.seconds:.0f} s; validation MAE "
-          f"energy {1e3 * metrics['energy_mae']:.2f} meV/atom, forces "
-          f"{1e3 * metrics['forces_mae']:.1f} meV/Å; wrote {args.out}")
+    import torch.distributed as dist
+
+    from ase_gnn.training import load_config, train_from_config
+
+    config = load_config(args.config, args.set)
+    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    if distributed:  # started by torchrun: one process per rank, rendezvous from its env vars
+        backend = "nccl" if config.run.device.startswith("cuda") else "gloo"
+        dist.init_process_group(backend)
+    try:
+        train_from_config(config, resume=args.resume)
+    finally:
+        if distributed:
+            dist.destroy_process_group()
+
+
+def _evaluate(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from ase_gnn.io import load_model
+    from ase_gnn.training import GraphDataset, LabelKeys, evaluate, read_structures
+    from ase_gnn.training.setup import format_metrics, parity_plots
+
+    model = load_model(args.model, dtype=args.dtype)
+    keys = LabelKeys(args.energy_key, args.forces_key, args.stress_key)
+    metrics = {}
+    for path in args.data:
+        structures = read_structures(path)
+        dataset = GraphDataset(structures, model.cutoff, model.dtype, keys, model.species,
+                               name=str(path))
+        metrics[Path(path).stem] = evaluate(model, dataset)
+        if args.out:
+            Path(args.out).mkdir(parents=True, exist_ok=True)
+            parity_plots(model, structures, Path(args.out) / f"parity_{Path(path).stem}.png",
+                         keys)
+    print(format_metrics(metrics))
 
 
 def _md(args: argparse.Namespace) -> None:
@@ -103,27 +110,28 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--out", required=True, help="output extxyz file")
     gen.set_defaults(run=_generate)
 
-    train = commands.add_parser("train", help="train a potential on an extxyz/ASE data file")
-    train.add_argument("data")
-    train.add_argument("--out", default="model.safetensors")
-    train.add_argument("--architecture", default="SchNet")
-    train.add_argument("--cutoff", type=float, default=5.0)
-    train.add_argument("--hidden-channels", type=int, default=64)
-    train.add_argument("--num-interactions", type=int, default=3)
-    train.add_argument("--num-radial", type=int, default=8)
-    train.add_argument("--aggregation", choices=["sum", "mean", "max"], default="sum")
-    train.add_argument("--readout", choices=["sum", "mean"], default="sum")
-    train.add_argument("--epochs", type=int, default=200)
-    train.add_argument("--budget", type=float, default=None, help="wall-time limit, s")
-    train.add_argument("--batch-size", type=int, default=8)
-    train.add_argument("--lr", type=float, default=3e-3)
-    train.add_argument("--energy-weight", type=float, default=1.0)
-    train.add_argument("--forces-weight", type=float, default=10.0)
-    train.add_argument("--stress-weight", type=float, default=0.0)
-    train.add_argument("--valid-fraction", type=float, default=0.1)
-    train.add_argument("--dtype", choices=["float32", "float64"], default="float32")
-    train.add_argument("--seed", type=int, default=0)
+    train = commands.add_parser(
+        "train", help="train a potential from a TOML config (also under torchrun)",
+        description="Train from a TOML config; every key is documented in "
+        "ase_gnn.training.config. Under `torchrun --nproc_per_node=N -m ase_gnn train ...` "
+        "the run is data-parallel.",
+    )
+    train.add_argument("config", nargs="?", help="TOML file (default: all defaults)")
+    train.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                       help="override one setting, e.g. --set run.epochs=10 (repeatable)")
+    train.add_argument("--resume", action="store_true",
+                       help="continue from <out_dir>/checkpoints/last.ckpt if present")
     train.set_defaults(run=_train)
+
+    evaluate = commands.add_parser("evaluate", help="error table and parity plots of a model")
+    evaluate.add_argument("model", help="model file (.safetensors)")
+    evaluate.add_argument("data", nargs="+", help="labelled data files")
+    evaluate.add_argument("--out", help="folder for parity plots")
+    evaluate.add_argument("--dtype", choices=["float32", "float64"], default=None)
+    evaluate.add_argument("--energy-key", default="energy")
+    evaluate.add_argument("--forces-key", default="forces")
+    evaluate.add_argument("--stress-key", default="stress")
+    evaluate.set_defaults(run=_evaluate)
 
     md = commands.add_parser("md", help="NVE molecular dynamics with a trained model")
     md.add_argument("model", help="model file (.safetensors)")

@@ -50,7 +50,7 @@ class Prediction:
 
 
 def predict(
-    model: EnergyModel,
+    model: EnergyModel | torch.nn.Module,
     graph: AtomicGraph,
     forces: bool = True,
     stress: bool = False,
@@ -62,7 +62,8 @@ def predict(
     Parameters
     ----------
     model
-        The potential; its dtype and device must match the graph's.
+        The potential (or a wrapper of one, such as ``DistributedDataParallel``, whose call
+        returns local energies); its dtype and device must match the graph's.
     graph
         A batch of B structures.
     forces
@@ -80,9 +81,11 @@ def predict(
     Prediction
         Energies ``[B]``, local energies ``[N]``, forces ``[N, 3]`` and stress ``[B, 3, 3]``.
     """
-    if model.dtype != graph.dtype or model.device != graph.device:
+    reference = next(iter(model.parameters()))
+    if reference.dtype != graph.dtype or reference.device != graph.device:
         raise ValueError(
-            f"model ({model.dtype}, {model.device}) and graph ({graph.dtype}, {graph.device}) "
+            f"model ({reference.dtype}, {reference.device}) and graph ({graph.dtype}, "
+            f"{graph.device}) "
             "differ in dtype or device; use graph.to(...) or model.to(...)"
         )
     positions, cell = graph.positions, graph.cell

@@ -10,6 +10,7 @@ Header metadata (all values are strings, as safetensors requires):
 ``units``           JSON ``{"energy": "eV", "length": "Angstrom"}``
 ``dtype``           dtype the weights were saved in
 ``versions``        JSON of ase-gnn, torch, e3nn, ase versions
+``training_config`` (optional) JSON of the resolved training configuration
 """
 
 from __future__ import annotations
@@ -44,7 +45,11 @@ def _versions() -> dict[str, str]:
     return found
 
 
-def save_model(model: EnergyModel, path: str | os.PathLike[str]) -> None:
+def save_model(
+    model: EnergyModel,
+    path: str | os.PathLike[str],
+    training_config: dict[str, Any] | None = None,
+) -> None:
     """Write ``model`` to a safetensors file with its config in the metadata header.
 
     The file is written to a temporary name and renamed, so an interrupted save never leaves a
@@ -56,6 +61,8 @@ def save_model(model: EnergyModel, path: str | os.PathLike[str]) -> None:
         Any registered architecture.
     path
         Destination, conventionally ``*.safetensors``.
+    training_config
+        The resolved training configuration, stored as JSON under ``training_config``.
     """
     if model.architecture not in ARCHITECTURES:
         raise ValueError(f"architecture {model.architecture!r} is not registered")
@@ -72,6 +79,8 @@ def save_model(model: EnergyModel, path: str | os.PathLike[str]) -> None:
         "dtype": str(model.dtype).removeprefix("torch."),
         "versions": json.dumps(_versions()),
     }
+    if training_config is not None:
+        metadata["training_config"] = json.dumps(training_config)
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
     save_file(state, str(tmp), metadata=metadata)
@@ -96,13 +105,18 @@ def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
     if not path.is_file():
         raise FileNotFoundError(f"no model file at {path}")
     with open(path, "rb") as handle:
-        head = handle.read(8)
-    if head[:2] == b"PK":
+        head = handle.read(9)
+    # A safetensors file starts with its JSON header's length (u64, little endian), then "{".
+    # That length can itself begin with the bytes of a pickle (0x80) or zip ("PK") signature,
+    # so those are only looked for in files that do not have this layout.
+    header_length = int.from_bytes(head[:8], "little")
+    is_safetensors = head[8:9] == b"{" and header_length <= path.stat().st_size - 8
+    if not is_safetensors and head[:2] == b"PK":
         raise ValueError(
             f"{path} is a zip archive (a torch.save / TorchScript file), not an ase-gnn "
             "safetensors model; such files can run code when loaded and are refused"
         )
-    if head[:1] == b"\x80":
+    if not is_safetensors and head[:1] == b"\x80":
         raise ValueError(f"{path} is a pickle file, not an ase-gnn safetensors model; refused")
     try:
         with safe_open(str(path), framework="pt") as handle:
@@ -128,6 +142,8 @@ def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
     try:
         for key in ("config", "atomic_energies", "units", "versions"):
             decoded[key] = json.loads(metadata[key])
+        if "training_config" in metadata:
+            decoded["training_config"] = json.loads(metadata["training_config"])
     except (KeyError, json.JSONDecodeError) as error:
         raise ValueError(f"{path} has a corrupt metadata header: {error}") from error
     return decoded

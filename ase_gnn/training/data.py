@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import ase.io
 import numpy as np
 import torch
 from ase import Atoms
-from ase.calculators.calculator import PropertyNotImplementedError
+from ase.stress import voigt_6_to_full_3x3_stress
 from torch import Tensor
 
 from ase_gnn.graph import AtomicGraph, batch_graphs
 from ase_gnn.neighbors import graph_from_atoms
+from ase_gnn.nn.embedding import check_species
 
 
 @dataclass(frozen=True)
@@ -27,46 +30,111 @@ class Labels:
         ``[N, 3]`` forces, eV/Å.
     stress
         ``[B, 3, 3]`` stress, eV/Å³ (NaN where a structure has none).
+    weight
+        ``[B]`` per-structure loss weights.
     """
 
     energy: Tensor
     forces: Tensor
     stress: Tensor
+    weight: Tensor
 
     def to(self, device: str | torch.device, dtype: torch.dtype) -> Labels:
         """Copy to ``device`` and ``dtype``."""
-        return Labels(*(t.to(device=device, dtype=dtype) for t in (self.energy, self.forces, self.stress)))
+        return Labels(
+            *(t.to(device=device, dtype=dtype) for t in (self.energy, self.forces, self.stress)),
+            weight=self.weight.to(device=device, dtype=dtype),
+        )
 
 
-def labels_from_atoms(atoms: Atoms) -> Labels:
-    """Read energy, forces and (if present) stress from ``atoms.calc`` (e.g. extxyz labels).
+@dataclass(frozen=True)
+class LabelKeys:
+    """Where labels are found: calculator results first, then ``atoms.info`` / ``atoms.arrays``."""
+
+    energy: str = "energy"
+    forces: str = "forces"
+    stress: str = "stress"
+    weight: str = "weight"
+
+
+def _lookup(atoms: Atoms, key: str, per_atom: bool) -> np.ndarray | float | None:
+    if atoms.calc is not None and key in getattr(atoms.calc, "results", {}):
+        return atoms.calc.results[key]
+    if per_atom and key in atoms.arrays:
+        return atoms.arrays[key]
+    if key in atoms.info:
+        return atoms.info[key]
+    return None
+
+
+def labels_from_atoms(atoms: Atoms, keys: LabelKeys | None = None, where: str = "") -> Labels:
+    """Read energy, forces, optional stress and weight of one structure.
+
+    Parameters
+    ----------
+    atoms
+        A labelled structure (e.g. read from extxyz, where standard keys become calculator results
+        and others such as ``REF_energy`` stay in ``info`` / ``arrays``).
+    keys
+        Label names; the ASE standard names by default.
+    where
+        Description of the structure for error messages (e.g. ``"cu.extxyz frame 12"``).
 
     Raises
     ------
     ValueError
-        If the structure has no calculator results or lacks energy or forces.
+        For a missing energy or forces key, or labels of the wrong shape.
     """
-    if atoms.calc is None:
-        raise ValueError(f"structure {atoms.get_chemical_formula()} has no labels (no calculator results)")
-    try:
-        energy = atoms.get_potential_energy()
-        forces = atoms.get_forces()
-    except (PropertyNotImplementedError, RuntimeError) as error:
-        raise ValueError(f"structure {atoms.get_chemical_formula()} lacks energy or forces: {error}") from error
-    try:
-        stress = atoms.get_stress(voigt=False)
-    except (PropertyNotImplementedError, RuntimeError):
-        stress = np.full((3, 3), np.nan)
+    keys = keys or LabelKeys()
+    name = where or atoms.get_chemical_formula()
+    energy = _lookup(atoms, keys.energy, per_atom=False)
+    forces = _lookup(atoms, keys.forces, per_atom=True)
+    if energy is None:
+        raise ValueError(f"{name} has no labels: energy key {keys.energy!r} not found")
+    if forces is None:
+        raise ValueError(f"{name} has no labels: forces key {keys.forces!r} not found")
+    forces = np.asarray(forces, dtype=np.float64)
     if forces.shape != (len(atoms), 3):
-        raise ValueError(f"forces have shape {forces.shape}, expected ({len(atoms)}, 3)")
+        raise ValueError(f"{name}: forces have shape {forces.shape}, expected ({len(atoms)}, 3)")
+    stress = _lookup(atoms, keys.stress, per_atom=False)
+    if stress is None:
+        stress_3x3 = np.full((3, 3), np.nan)
+    else:
+        stress = np.asarray(stress, dtype=np.float64)
+        if stress.shape == (6,):
+            stress_3x3 = voigt_6_to_full_3x3_stress(stress)
+        elif stress.size == 9:
+            stress_3x3 = stress.reshape(3, 3)
+        else:
+            raise ValueError(f"{name}: stress has shape {stress.shape}, expected (6,) or (3, 3)")
+    weight = _lookup(atoms, keys.weight, per_atom=False)
     return Labels(
-        energy=torch.tensor([energy], dtype=torch.float64),
-        forces=torch.as_tensor(forces, dtype=torch.float64),
-        stress=torch.as_tensor(stress, dtype=torch.float64).unsqueeze(0),
+        energy=torch.tensor([float(np.asarray(energy))], dtype=torch.float64),
+        forces=torch.as_tensor(forces),
+        stress=torch.as_tensor(stress_3x3).unsqueeze(0),
+        weight=torch.tensor([1.0 if weight is None else float(weight)], dtype=torch.float64),
     )
 
 
-class GraphDataset:
+def read_structures(path: str | os.PathLike[str]) -> list[Atoms]:
+    """Read every structure of an ASE-readable file (extxyz, traj, ASE ``.db``, ...).
+
+    Raises
+    ------
+    FileNotFoundError
+        If the file does not exist.
+    ValueError
+        If it holds no structure.
+    """
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"no data file at {path}")
+    structures = ase.io.read(os.fspath(path), index=":")
+    if not isinstance(structures, list) or len(structures) == 0:
+        raise ValueError(f"{path} holds no structures")
+    return structures
+
+
+class GraphDataset(torch.utils.data.Dataset[tuple[AtomicGraph, Labels]]):
     """Structures converted once to graphs (cached in memory) with their labels.
 
     Parameters
@@ -77,33 +145,67 @@ class GraphDataset:
         Neighbor cutoff in Å (the model's).
     dtype
         Float dtype of graphs and labels.
+    keys
+        Where the labels are stored.
+    species
+        If given, the atomic numbers the model knows; other elements are a ``ValueError``.
+    name
+        Name of the split for error messages.
     """
 
-    def __init__(self, structures: Sequence[Atoms], cutoff: float, dtype: torch.dtype = torch.float64) -> None:
+    def __init__(
+        self,
+        structures: Sequence[Atoms],
+        cutoff: float,
+        dtype: torch.dtype = torch.float64,
+        keys: LabelKeys | None = None,
+        species: Sequence[int] | None = None,
+        name: str = "data set",
+    ) -> None:
         if len(structures) == 0:
-            raise ValueError("the data set is empty")
+            raise ValueError(f"the {name} is empty")
+        if species is not None:
+            for atoms in structures:
+                check_species(atoms.numbers, species)
+        self.structures = list(structures)
         self.graphs = [graph_from_atoms(a, cutoff, dtype=dtype) for a in structures]
-        self.labels = [labels_from_atoms(a).to("cpu", dtype) for a in structures]
+        self.labels = [
+            labels_from_atoms(a, keys, where=f"{name} structure {k}").to("cpu", dtype)
+            for k, a in enumerate(structures)
+        ]
 
     def __len__(self) -> int:
         return len(self.graphs)
 
-    def batch(self, indices: Sequence[int], device: str | torch.device = "cpu") -> tuple[AtomicGraph, Labels]:
-        """Collate the structures at ``indices`` into one graph batch and its labels."""
-        graph = batch_graphs([self.graphs[i] for i in indices]).to(device)
-        labels = [self.labels[i] for i in indices]
-        collated = Labels(
-            energy=torch.cat([lab.energy for lab in labels]),
-            forces=torch.cat([lab.forces for lab in labels]),
-            stress=torch.cat([lab.stress for lab in labels]),
-        )
-        return graph, collated.to(device, graph.dtype)
+    def __getitem__(self, index: int) -> tuple[AtomicGraph, Labels]:
+        return self.graphs[index], self.labels[index]
+
+    def batch(
+        self, indices: Sequence[int], device: str | torch.device = "cpu"
+    ) -> tuple[AtomicGraph, Labels]:
+        """Collate the structures at ``indices`` onto ``device``."""
+        graph, labels = collate([self[i] for i in indices])
+        return graph.to(device), labels.to(device, graph.dtype)
 
 
-def fit_atomic_energies(structures: Sequence[Atoms], species: Sequence[int]) -> list[float]:
+def collate(items: Sequence[tuple[AtomicGraph, Labels]]) -> tuple[AtomicGraph, Labels]:
+    """Batch ``(graph, labels)`` pairs into one graph and one :class:`Labels` (a DataLoader collate)."""
+    labels = [lab for _, lab in items]
+    return batch_graphs([g for g, _ in items]), Labels(
+        energy=torch.cat([lab.energy for lab in labels]),
+        forces=torch.cat([lab.forces for lab in labels]),
+        stress=torch.cat([lab.stress for lab in labels]),
+        weight=torch.cat([lab.weight for lab in labels]),
+    )
+
+
+def fit_atomic_energies(
+    structures: Sequence[Atoms], species: Sequence[int], keys: LabelKeys | None = None
+) -> list[float]:
     """Least-squares per-element reference energies E0 from total energies.
 
-    Solves min_E0 Σ_s (E_s − Σ_Z n_sZ E0_Z)² over the training structures.
+    Solves min_E0 Σ_s (E_s − Σ_Z n_sZ E0_Z)² over the structures (minimum-norm solution when
+    compositions do not determine every E0, e.g. a single element in fixed ratio).
 
     Parameters
     ----------
@@ -111,17 +213,67 @@ def fit_atomic_energies(structures: Sequence[Atoms], species: Sequence[int]) -> 
         Labelled structures.
     species
         Atomic numbers, in the order of the returned values.
+    keys
+        Where the energy label is stored.
 
     Returns
     -------
     list of float
         E0 per species, eV.
     """
+    keys = keys or LabelKeys()
     index = {z: k for k, z in enumerate(species)}
     counts = np.zeros((len(structures), len(species)))
-    energies = np.array([a.get_potential_energy() for a in structures])
+    energies = np.zeros(len(structures))
     for row, atoms in enumerate(structures):
+        value = _lookup(atoms, keys.energy, per_atom=False)
+        if value is None:
+            raise ValueError(f"structure {row} has no energy under key {keys.energy!r}")
+        energies[row] = float(np.asarray(value))
         for z in atoms.numbers:
             counts[row, index[int(z)]] += 1
     solution, *_ = np.linalg.lstsq(counts, energies, rcond=None)
     return [float(v) for v in solution]
+
+
+def isolated_atom_energies(species: Sequence[int], calculator: str) -> list[float]:
+    """Energy of one isolated atom of every species with an ASE calculator (``emt``, ``lj``, ``morse``).
+
+    Returns
+    -------
+    list of float
+        E0 per species, eV.
+    """
+    from ase.calculators.emt import EMT
+    from ase.calculators.lj import LennardJones
+    from ase.calculators.morse import MorsePotential
+
+    factories = {"emt": EMT, "lj": LennardJones, "morse": MorsePotential}
+    if calculator not in factories:
+        raise ValueError(f"unknown calculator {calculator!r} for isolated-atom energies; "
+                         f"choose one of {sorted(factories)}")
+    energies = []
+    for z in species:
+        atom = Atoms(numbers=[z], positions=[[0.0, 0.0, 0.0]])
+        atom.calc = factories[calculator]()
+        energies.append(float(atom.get_potential_energy()))
+    return energies
+
+
+def split(
+    structures: Sequence[Atoms], fractions: Sequence[float], seed: int
+) -> list[list[Atoms]]:
+    """Seeded random split into ``len(fractions) + 1`` parts; the remainder comes first.
+
+    Example: ``split(data, [0.1, 0.1], seed)`` returns ``[train (80 %), valid (10 %), test (10 %)]``.
+    """
+    order = np.random.default_rng(seed).permutation(len(structures))
+    sizes = [int(round(f * len(structures))) for f in fractions]
+    if sum(sizes) >= len(structures):
+        raise ValueError(f"the split {list(fractions)} leaves no training structures")
+    parts, start = [], len(structures) - sum(sizes)
+    parts.append([structures[i] for i in order[:start]])
+    for size in sizes:
+        parts.append([structures[i] for i in order[start : start + size]])
+        start += size
+    return parts

@@ -1,8 +1,19 @@
-"""Losses and error metrics on energy per atom, forces and stress."""
+"""Losses and error metrics on energy per atom, forces and stress.
+
+The loss is a mean over structures of per-structure terms,
+
+    L = (1/B) Σ_s w_s [ λ_E ρ(ΔE_s / N_s) + λ_F mean_i,k ρ(ΔF_s,ik) + λ_σ mean_kl ρ(Δσ_s,kl) ]
+
+with ρ the squared error or the Huber function and w_s the structure weights. Averaging per
+structure (not per atom over the whole batch) makes the loss of a batch the mean of the losses
+of any equal-sized split of it, so data-parallel training over P processes, whose gradients are
+averaged, follows exactly the same trajectory as one process with the whole batch.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 from torch import Tensor
@@ -14,61 +25,100 @@ from ase_gnn.training.data import Labels
 
 @dataclass(frozen=True)
 class LossWeights:
-    """Weights of the mean-squared-error terms.
+    """Weights λ of the loss terms and the error function.
 
     Attributes
     ----------
     energy
-        Weight of (ΔE / N)², eV²/atom².
+        Weight of the energy-per-atom term, 1/(eV/atom)².
     forces
-        Weight of the mean squared force component error, (eV/Å)².
+        Weight of the force-component term, 1/(eV/Å)².
     stress
-        Weight of the mean squared stress component error, (eV/Å³)²; structures without stress
-        labels are skipped.
+        Weight of the stress-component term, 1/(eV/Å³)²; structures without stress labels
+        contribute nothing to it.
+    kind
+        ``"mse"`` or ``"huber"``.
+    huber_delta
+        Huber transition point, in each term's unit.
     """
 
     energy: float = 1.0
     forces: float = 10.0
     stress: float = 0.0
+    kind: Literal["mse", "huber"] = "mse"
+    huber_delta: float = 0.01
 
 
-def weighted_loss(prediction: Prediction, labels: Labels, graph: AtomicGraph, weights: LossWeights) -> Tensor:
-    """Weighted sum of the MSE terms (a scalar tensor with autograd history)."""
+def _error(difference: Tensor, weights: LossWeights) -> Tensor:
+    if weights.kind == "huber":
+        return torch.nn.functional.huber_loss(
+            difference, torch.zeros_like(difference), reduction="none", delta=weights.huber_delta
+        )
+    return difference**2
+
+
+def per_structure_loss(
+    prediction: Prediction, labels: Labels, graph: AtomicGraph, weights: LossWeights
+) -> Tensor:
+    """Loss of every structure, ``[B]`` (before structure weights)."""
     num_atoms = atoms_per_graph(graph).to(prediction.energy.dtype)
-    loss = weights.energy * (((prediction.energy - labels.energy) / num_atoms) ** 2).mean()
+    loss = weights.energy * _error((prediction.energy - labels.energy) / num_atoms, weights)
     if weights.forces and prediction.forces is not None:
-        loss = loss + weights.forces * ((prediction.forces - labels.forces) ** 2).mean()
+        per_atom = _error(prediction.forces - labels.forces, weights).sum(dim=1)
+        per_graph = per_atom.new_zeros(graph.num_graphs).index_add(0, graph.batch, per_atom)
+        loss = loss + weights.forces * per_graph / (3 * num_atoms.clamp(min=1))
     if weights.stress and prediction.stress is not None:
         has_stress = ~torch.isnan(labels.stress).any(dim=(1, 2))
-        if bool(has_stress.any()):
-            diff = prediction.stress[has_stress] - labels.stress[has_stress]
-            loss = loss + weights.stress * (diff**2).mean()
+        difference = torch.where(
+            has_stress[:, None, None], prediction.stress - labels.stress.nan_to_num(), 0.0
+        )
+        loss = loss + weights.stress * _error(difference, weights).mean(dim=(1, 2))
     return loss
 
 
+def weighted_loss(
+    prediction: Prediction,
+    labels: Labels,
+    graph: AtomicGraph,
+    weights: LossWeights,
+    num_structures: float | None = None,
+) -> Tensor:
+    """Weighted per-structure losses summed and divided by ``num_structures`` (default: the
+    batch's B, i.e. the mean). A scalar with autograd history.
+
+    Data-parallel training passes ``num_structures = global batch / processes``, so that the
+    average over processes of their losses is the mean over the whole global batch, whatever
+    the share of each process.
+    """
+    total = (labels.weight * per_structure_loss(prediction, labels, graph, weights)).sum()
+    return total / (graph.num_graphs if num_structures is None else num_structures)
+
+
 def error_sums(prediction: Prediction, labels: Labels, graph: AtomicGraph) -> dict[str, float]:
-    """Sums of absolute and squared errors with their counts, for accumulating metrics."""
+    """Sums of absolute and squared errors with their counts, to accumulate over batches/ranks.
+
+    Keys ``{energy,forces,stress}_{abs,sq,n}``; energy errors are per atom (eV/atom).
+    """
     num_atoms = atoms_per_graph(graph).to(prediction.energy.dtype)
-    energy_error = (prediction.energy - labels.energy) / num_atoms
-    sums = {
-        "energy_abs": float(energy_error.abs().sum()),
-        "energy_sq": float((energy_error**2).sum()),
-        "energy_n": float(energy_error.numel()),
-    }
+    errors = {"energy": (prediction.energy - labels.energy) / num_atoms}
     if prediction.forces is not None:
-        force_error = prediction.forces - labels.forces
-        sums |= {
-            "forces_abs": float(force_error.abs().sum()),
-            "forces_sq": float((force_error**2).sum()),
-            "forces_n": float(force_error.numel()),
-        }
+        errors["forces"] = prediction.forces - labels.forces
+    if prediction.stress is not None:
+        has_stress = ~torch.isnan(labels.stress).any(dim=(1, 2))
+        errors["stress"] = (prediction.stress - labels.stress)[has_stress]
+    sums = {}
+    for key, error in errors.items():
+        sums[f"{key}_abs"] = float(error.detach().abs().sum())
+        sums[f"{key}_sq"] = float((error.detach() ** 2).sum())
+        sums[f"{key}_n"] = float(error.numel())
     return sums
 
 
 def metrics_from_sums(sums: dict[str, float]) -> dict[str, float]:
-    """MAE and RMSE (``energy_mae`` in eV/atom, ``forces_mae`` in eV/Å, ...) from :func:`error_sums`."""
+    """MAE and RMSE per quantity (``energy_mae`` eV/atom, ``forces_mae`` eV/Å, ``stress_mae``
+    eV/Å³, and ``*_rmse``) from accumulated :func:`error_sums`."""
     metrics = {}
-    for key in ("energy", "forces"):
+    for key in ("energy", "forces", "stress"):
         n = sums.get(f"{key}_n", 0.0)
         if n:
             metrics[f"{key}_mae"] = sums[f"{key}_abs"] / n

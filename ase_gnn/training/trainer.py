@@ -1,25 +1,44 @@
-"""A plain training loop: Adam on weighted energy/force(/stress) MSE, best-on-validation weights."""
+"""The training loop: ``Trainer(model, config).fit(train, valid, test) -> History``.
+
+One plain loop for one process or many (``torchrun``): data-parallel training wraps the model in
+``DistributedDataParallel``, shares every global batch out among the processes (each global batch is
+the same set of structures as in a one-process run, see :func:`global_batches`) and reduces
+metrics across ranks; only rank 0 writes files. The model never knows the trainer.
+"""
 
 from __future__ import annotations
 
-import copy
+import csv
+import dataclasses
 import logging
 import math
 import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
-import numpy as np
 import torch
+import torch.distributed as dist
 from ase import Atoms
+from torch.nn.parallel import DistributedDataParallel
+from torch.optim.swa_utils import AveragedModel
 from tqdm.auto import tqdm
 
 from ase_gnn.forces import predict
-from ase_gnn.io import resolve_dtype
+from ase_gnn.io import resolve_dtype, save_model
 from ase_gnn.models.base import EnergyModel
-from ase_gnn.nn.embedding import check_species
-from ase_gnn.training.data import GraphDataset, fit_atomic_energies
+from ase_gnn.training.checkpoint import (
+    flatten_optimizer_state,
+    load_checkpoint,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+    unflatten_optimizer_state,
+)
+from ase_gnn.training.config import TrainConfig
+from ase_gnn.training.data import GraphDataset, LabelKeys
 from ase_gnn.training.loss import LossWeights, error_sums, metrics_from_sums, weighted_loss
 
 logger = logging.getLogger(__name__)
@@ -27,44 +46,402 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class History:
-    """Per-epoch record of a training run.
+    """Per-epoch record of a run (restored on resume).
 
     Attributes
     ----------
-    train_loss
-        Mean training loss per epoch.
-    valid
-        Validation metrics per epoch (``energy_mae`` eV/atom, ``forces_mae`` eV/Å, RMSEs).
+    rows
+        One dict per epoch: ``epoch``, ``learning_rate``, ``train_loss``, ``seconds`` and
+        ``{train,valid,test}_{energy,forces,stress}_{mae,rmse}`` (eV/atom, eV/Å, eV/Å³).
     best_epoch
-        Epoch whose weights were kept (lowest validation loss).
-    seconds
-        Wall time of the whole run.
+        Epoch whose (averaged) weights were kept: lowest validation loss.
+    stopped
+        Why the run ended: ``"epochs"``, ``"time_budget"`` or ``"early_stopping"``.
     """
 
-    train_loss: list[float] = field(default_factory=list)
-    valid: list[dict[str, float]] = field(default_factory=list)
+    rows: list[dict[str, float]] = field(default_factory=list)
     best_epoch: int = -1
-    seconds: float = 0.0
+    stopped: str = ""
+
+    @property
+    def train_loss(self) -> list[float]:
+        """Mean training loss per epoch."""
+        return [row["train_loss"] for row in self.rows]
+
+    @property
+    def valid(self) -> list[dict[str, float]]:
+        """Validation metrics per epoch (keys without the ``valid_`` prefix)."""
+        return [
+            {k.removeprefix("valid_"): v for k, v in row.items() if k.startswith("valid_")}
+            for row in self.rows
+        ]
+
+    @property
+    def seconds(self) -> float:
+        """Wall time of all epochs so far."""
+        return self.rows[-1]["seconds"] if self.rows else 0.0
+
+
+def ema_with_warmup(decay: float) -> Any:
+    """EMA update for ``AveragedModel``: decay min(d, (1 + n)/(10 + n)) after n updates.
+
+    The warm-up keeps early averages from being dominated by the random initial weights, which a
+    fixed 0.99 would remember for hundreds of steps (short runs would evaluate a stale model).
+    """
+
+    def update(averaged: list[torch.Tensor], current: list[torch.Tensor], count: Any) -> None:
+        n = float(count)
+        weight = 1.0 - min(decay, (1.0 + n) / (10.0 + n))
+        for a, c in zip(averaged, current):
+            a.lerp_(c, weight)
+
+    return update
+
+
+def _world() -> tuple[int, int]:
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def _all_reduce(values: dict[str, float], device: torch.device) -> dict[str, float]:
+    """Sum a dict of floats over all ranks (identity in one process)."""
+    if _world()[1] == 1 or not values:
+        return values
+    keys = sorted(values)
+    tensor = torch.tensor([values[k] for k in keys], dtype=torch.float64, device=device)
+    dist.all_reduce(tensor)
+    return dict(zip(keys, tensor.tolist()))
+
+
+def _validation_loss(metrics: dict[str, float], weights: LossWeights) -> float:
+    loss = weights.energy * metrics["energy_rmse"] ** 2
+    if "forces_rmse" in metrics:
+        loss += weights.forces * metrics["forces_rmse"] ** 2
+    if weights.stress and "stress_rmse" in metrics:
+        loss += weights.stress * metrics["stress_rmse"] ** 2
+    return loss
 
 
 def evaluate(
     model: EnergyModel,
     dataset: GraphDataset,
     batch_size: int = 16,
-    stress: bool = False,
+    stress: bool = True,
+    shard: bool = False,
 ) -> dict[str, float]:
-    """Energy-per-atom and force MAE/RMSE of ``model`` on ``dataset`` (eV/atom, eV/Å)."""
+    """MAE and RMSE of ``model`` on ``dataset``: energy per atom (eV/atom), forces (eV/Å) and,
+    where labelled and defined, stress (eV/Å³).
+
+    With ``shard=True`` under ``torch.distributed`` every rank evaluates its share of the
+    structures and the sums are reduced, so all ranks return the same numbers.
+    """
+    rank, world = _world() if shard else (0, 1)
+    indices = list(range(rank, len(dataset), world))
     sums: dict[str, float] = {}
-    for start in range(0, len(dataset), batch_size):
-        graph, labels = dataset.batch(range(start, min(start + batch_size, len(dataset))), model.device)
-        prediction = predict(model, graph, forces=True, stress=stress)
+    for start in range(0, len(indices), batch_size):
+        graph, labels = dataset.batch(indices[start : start + batch_size], model.device)
+        has_cell = bool((torch.linalg.det(graph.cell).abs() > 1e-10).all())
+        prediction = predict(model, graph, forces=True, stress=stress and has_cell)
         for key, value in error_sums(prediction, labels, graph).items():
             sums[key] = sums.get(key, 0.0) + value
+    if shard:
+        sums = _all_reduce(sums, model.device)
     return metrics_from_sums(sums)
 
 
-def _validation_loss(metrics: dict[str, float], weights: LossWeights) -> float:
-    return weights.energy * metrics["energy_rmse"] ** 2 + weights.forces * metrics["forces_rmse"] ** 2
+class Trainer:
+    """Trains an :class:`EnergyModel` as described by a :class:`TrainConfig`.
+
+    Parameters
+    ----------
+    model
+        The potential; trained in place. At the end it holds the best (averaged) weights.
+    config
+        Loss, optimiser, schedule and run settings (``config.model`` and ``config.data`` are
+        used by :func:`ase_gnn.training.train_from_config`, not here).
+
+    Examples
+    --------
+    >>> trainer = Trainer(model, TrainConfig(run=RunConfig(epochs=50)))  # doctest: +SKIP
+    >>> history = trainer.fit(train_structures, valid_structures)  # doctest: +SKIP
+    """
+
+    def __init__(self, model: EnergyModel, config: TrainConfig) -> None:
+        self.model = model
+        self.config = config
+        self.rank, self.world_size = _world()
+        run = config.run
+        if run.batch_size % self.world_size:
+            raise ValueError(
+                f"batch_size {run.batch_size} must be divisible by the {self.world_size} processes"
+            )
+        device = torch.device(run.device)
+        if device.type == "cuda" and self.world_size > 1 and device.index is None:
+            device = torch.device("cuda", self.rank % torch.cuda.device_count())
+        self.device = device
+        self.dtype = resolve_dtype(run.dtype)
+        self.out_dir = Path(run.out_dir)
+        self.keys = LabelKeys(
+            config.data.energy_key, config.data.forces_key, config.data.stress_key,
+            config.data.weight_key,
+        )
+
+    # -- set-up -----------------------------------------------------------------------------
+    def _dataset(self, data: Sequence[Atoms] | GraphDataset, name: str) -> GraphDataset:
+        if isinstance(data, GraphDataset):
+            return data
+        return GraphDataset(data, self.model.cutoff, self.dtype, self.keys, self.model.species,
+                            name=f"{name} set")
+
+    def _loss_weights(self, epoch: int) -> LossWeights:
+        loss = self.config.loss
+        late = loss.switch_epoch is not None and epoch >= loss.switch_epoch
+        return LossWeights(
+            energy=loss.switch_energy_weight if late else loss.energy_weight,
+            forces=loss.switch_forces_weight if late else loss.forces_weight,
+            stress=loss.switch_stress_weight if late else loss.stress_weight,
+            kind=loss.kind,
+            huber_delta=loss.huber_delta,
+        )
+
+    def _optimizer(self) -> torch.optim.Optimizer:
+        options = self.config.optimizer
+        params = self.model.parameters()
+        if options.name == "adam":
+            return torch.optim.Adam(params, lr=options.learning_rate,
+                                    weight_decay=options.weight_decay)
+        if options.name == "adamw":
+            return torch.optim.AdamW(params, lr=options.learning_rate,
+                                     weight_decay=options.weight_decay)
+        return torch.optim.SGD(params, lr=options.learning_rate, momentum=options.momentum,
+                               nesterov=options.nesterov, weight_decay=options.weight_decay)
+
+    def _scheduler(self, optimizer: torch.optim.Optimizer) -> Any:
+        s, epochs = self.config.schedule, self.config.run.epochs
+        lr_scheduler = torch.optim.lr_scheduler
+        if s.name == "plateau":
+            return lr_scheduler.ReduceLROnPlateau(optimizer, factor=s.factor, patience=s.patience,
+                                                  min_lr=s.min_learning_rate)
+        if s.name == "step":
+            return lr_scheduler.StepLR(optimizer, step_size=s.step_size, gamma=s.factor)
+        if s.name == "cosine":
+            cosine = lr_scheduler.CosineAnnealingLR(
+                optimizer, T_max=max(1, epochs - s.warmup_epochs), eta_min=s.min_learning_rate
+            )
+            if s.warmup_epochs == 0:
+                return cosine
+            warmup = lr_scheduler.LinearLR(optimizer, start_factor=1e-2,
+                                           total_iters=s.warmup_epochs)
+            return lr_scheduler.SequentialLR(optimizer, [warmup, cosine], [s.warmup_epochs])
+        return None
+
+    # -- checkpoints ------------------------------------------------------------------------
+    def _save(self, path: Path, optimizer: torch.optim.Optimizer, scheduler: Any,
+              ema: AveragedModel | None, epoch: int, history: History, best_loss: float) -> None:
+        optimizer_tensors, optimizer_rest = flatten_optimizer_state(optimizer.state_dict())
+        tensors = {"model": self.model.state_dict(), "optimizer": optimizer_tensors,
+                   "rng": rng_state()}
+        if ema is not None:
+            tensors["ema"] = ema.state_dict()
+        metadata = {
+            "epoch": epoch,
+            "best_loss": best_loss,
+            "history": dataclasses.asdict(history),
+            "optimizer": optimizer_rest,
+            "scheduler": None if scheduler is None else scheduler.state_dict(),
+            "config": self.config.to_dict(),
+        }
+        save_checkpoint(path, tensors, metadata)
+
+    def _restore(self, path: Path, optimizer: torch.optim.Optimizer, scheduler: Any,
+                 ema: AveragedModel | None) -> tuple[int, History, float]:
+        tensors, metadata = load_checkpoint(path)
+        self.model.load_state_dict(tensors["model"])
+        optimizer.load_state_dict(
+            unflatten_optimizer_state(tensors.get("optimizer", {}), metadata["optimizer"])
+        )
+        if scheduler is not None and metadata["scheduler"] is not None:
+            scheduler.load_state_dict(metadata["scheduler"])
+        if ema is not None:
+            ema.load_state_dict(tensors["ema"])
+        set_rng_state(tensors["rng"])
+        history = History(**metadata["history"])
+        return metadata["epoch"], history, metadata["best_loss"]
+
+    # -- the loop ---------------------------------------------------------------------------
+    def fit(
+        self,
+        train: Sequence[Atoms] | GraphDataset,
+        valid: Sequence[Atoms] | GraphDataset,
+        test: Sequence[Atoms] | GraphDataset | None = None,
+        resume: bool = False,
+    ) -> History:
+        """Train, evaluate every epoch, checkpoint, and keep the best weights.
+
+        Parameters
+        ----------
+        train, valid, test
+            Labelled structures (or prepared :class:`GraphDataset`); ``test`` is optional and
+            only reported.
+        resume
+            Continue from ``<out_dir>/checkpoints/last.ckpt`` if it exists, reproducing the
+            uninterrupted run exactly.
+
+        Returns
+        -------
+        History
+            Metrics per epoch; also written to ``<out_dir>/metrics.csv`` by rank 0.
+        """
+        run = self.config.run
+        torch.manual_seed(run.seed)
+        self.model.to(device=self.device, dtype=self.dtype)
+        train_set, valid_set = self._dataset(train, "training"), self._dataset(valid, "validation")
+        test_set = None if test is None else self._dataset(test, "test")
+        network: torch.nn.Module = self.model
+        if self.world_size > 1:
+            device_ids = [self.device.index] if self.device.type == "cuda" else None
+            network = DistributedDataParallel(self.model, device_ids=device_ids)
+        optimizer = self._optimizer()
+        scheduler = self._scheduler(optimizer)
+        decay = self.config.optimizer.ema_decay
+        ema = None
+        if decay is not None:
+            # Buffers (reference energies, scale) are constants: copied, not averaged.
+            ema = AveragedModel(self.model, multi_avg_fn=ema_with_warmup(decay),
+                                use_buffers=False)
+        checkpoints = self.out_dir / "checkpoints"
+        if self.rank == 0:
+            checkpoints.mkdir(parents=True, exist_ok=True)
+        history, best_loss, start_epoch = History(), math.inf, 0
+        if resume and (checkpoints / "last.ckpt").exists():
+            last_epoch, history, best_loss = self._restore(checkpoints / "last.ckpt", optimizer,
+                                                           scheduler, ema)
+            start_epoch = last_epoch + 1
+            logger.info("resumed from epoch %d", last_epoch)
+        show = (sys.stderr.isatty() if run.progress is None else run.progress) and self.rank == 0
+        bar = tqdm(total=run.epochs, initial=start_epoch, desc="training", unit="epoch",
+                   disable=not show)
+        clock = time.perf_counter() - history.seconds
+        stale = 0 if history.best_epoch < 0 else start_epoch - 1 - history.best_epoch
+        for epoch in range(start_epoch, run.epochs):
+            weights = self._loss_weights(epoch)
+            if self.config.loss.switch_epoch == epoch:
+                for group in optimizer.param_groups:
+                    group["lr"] = self.config.loss.switch_learning_rate
+            self.model.train()
+            loss_sum, train_sums = 0.0, {}
+            for batch in global_batches(len(train_set), run.batch_size, run.seed, epoch):
+                if len(batch) < self.world_size:
+                    continue  # a last batch too small to give every process a structure
+                graph, labels = train_set.batch(batch[self.rank :: self.world_size], self.device)
+                prediction = predict(network, graph, forces=True, stress=weights.stress > 0,
+                                     training=True)
+                loss = weighted_loss(prediction, labels, graph, weights,
+                                     num_structures=len(batch) / self.world_size)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if self.config.optimizer.gradient_clip is not None:
+                    torch.nn.utils.clip_grad_norm_(self.model.parameters(),
+                                                   self.config.optimizer.gradient_clip)
+                optimizer.step()
+                if ema is not None:
+                    ema.update_parameters(self.model)
+                loss_sum += float(loss.detach()) * len(batch) / self.world_size
+                for key, value in error_sums(prediction, labels, graph).items():
+                    train_sums[key] = train_sums.get(key, 0.0) + value
+            train_sums["loss"], train_sums["count"] = loss_sum, float(len(train_set))
+            train_sums = _all_reduce(train_sums, self.device)
+            evaluated = ema.module if ema is not None else self.model
+            evaluated.eval()
+            row: dict[str, float] = {
+                "epoch": epoch,
+                "learning_rate": optimizer.param_groups[0]["lr"],
+                "train_loss": train_sums["loss"] / train_sums["count"],
+            }
+            row |= {f"train_{k}": v for k, v in metrics_from_sums(train_sums).items()}
+            valid_metrics = evaluate(evaluated, valid_set, run.eval_batch_size, shard=True)
+            row |= {f"valid_{k}": v for k, v in valid_metrics.items()}
+            if test_set is not None:
+                test_metrics = evaluate(evaluated, test_set, run.eval_batch_size, shard=True)
+                row |= {f"test_{k}": v for k, v in test_metrics.items()}
+            valid_loss = _validation_loss(valid_metrics, weights)
+            if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+                scheduler.step(valid_loss)
+            elif scheduler is not None:
+                scheduler.step()
+            row["seconds"] = time.perf_counter() - clock
+            history.rows.append(row)
+            improved = valid_loss < best_loss
+            stale = 0 if improved else stale + 1
+            if improved:
+                best_loss, history.best_epoch = valid_loss, epoch
+            out_of_time = run.time_budget is not None and row["seconds"] > run.time_budget
+            if self.world_size > 1:  # every rank must stop at the same epoch
+                flag = torch.tensor([float(out_of_time)], device=self.device)
+                dist.broadcast(flag, 0)
+                out_of_time = bool(flag.item())
+            stop_early = (run.early_stopping_patience is not None
+                          and stale >= run.early_stopping_patience)
+            last = epoch == run.epochs - 1 or out_of_time or stop_early
+            if self.rank == 0:
+                if improved:
+                    save_model(evaluated, self.out_dir / "best.safetensors")
+                    self._save(checkpoints / "best.ckpt", optimizer, scheduler, ema, epoch,
+                               history, best_loss)
+                if last or (epoch + 1) % run.checkpoint_every == 0:
+                    self._save(checkpoints / "last.ckpt", optimizer, scheduler, ema, epoch,
+                               history, best_loss)
+                write_metrics_csv(history, self.out_dir / "metrics.csv")
+            bar.update(1)
+            bar.set_postfix(E_meV=f"{1e3 * valid_metrics['energy_mae']:.1f}",
+                            F_meV=f"{1e3 * valid_metrics.get('forces_mae', math.nan):.1f}")
+            logger.info("epoch %d %s", epoch, row)
+            if out_of_time or stop_early:
+                history.stopped = "time_budget" if out_of_time else "early_stopping"
+                break
+        else:
+            history.stopped = "epochs"
+        bar.close()
+        if self.world_size > 1:
+            dist.barrier()
+        best = self.out_dir / "best.safetensors"
+        if history.best_epoch >= 0 and best.exists():
+            tensors = _read_weights(best)
+            self.model.load_state_dict(tensors)
+        elif ema is not None:
+            self.model.load_state_dict(ema.module.state_dict())
+        self.model.eval()
+        return history
+
+
+def _read_weights(path: Path) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    return load_file(str(path))
+
+
+def global_batches(num_items: int, batch_size: int, seed: int, epoch: int) -> list[list[int]]:
+    """The shuffled batches of one epoch, identical in every process.
+
+    The order depends only on ``seed`` and ``epoch`` (so a resumed run replays it exactly). Under
+    data parallelism process r takes ``batch[r::world_size]`` of every batch, so the global batches
+    are the same whatever the number of processes.
+    """
+    generator = torch.Generator().manual_seed(seed + 1_000_003 * epoch)
+    order = torch.randperm(num_items, generator=generator).tolist()
+    return [order[k : k + batch_size] for k in range(0, num_items, batch_size)]
+
+
+def write_metrics_csv(history: History, path: Path) -> None:
+    """Write every epoch's row to a CSV file (rewritten whole, so it always matches the history)."""
+    columns: list[str] = []
+    for row in history.rows:
+        columns += [k for k in row if k not in columns]
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(history.rows)
 
 
 def fit(
@@ -81,102 +458,38 @@ def fit(
     device: str | torch.device = "cpu",
     seed: int = 0,
     progress: bool | None = None,
+    out_dir: str | Path | None = None,
 ) -> History:
-    """Train ``model`` in place on energies and forces with Adam; keep the best-validation weights.
+    """Train ``model`` in place with keyword arguments instead of a :class:`TrainConfig`.
 
-    Before training, the reference energies E0 are fitted by least squares on ``train`` and the
-    output scale is set to the RMS force (so a unit change of the raw network output is a typical
-    force-sized energy change). The learning rate is halved when the validation loss stalls.
-
-    Parameters
-    ----------
-    model
-        The potential to train (its species must cover the data).
-    train, valid
-        Labelled structures (energy, forces; stress optional) for training and model selection.
-    epochs
-        Maximum number of passes over ``train``.
-    batch_size
-        Structures per optimiser step.
-    learning_rate
-        Initial Adam learning rate.
-    weights
-        Loss weights of energy per atom, forces and stress (default 1 : 10 : 0).
-    fit_reference_energies
-        Fit E0 by least squares (otherwise keep the model's).
-    time_budget
-        Stop after this many seconds of wall time (checked after every epoch).
-    dtype
-        Training precision, ``"float32"`` or ``"float64"``.
-    device
-        Torch device.
-    seed
-        Seed of the shuffling and of torch's RNG.
-    progress
-        Show a tqdm bar; default: only when stderr is a terminal.
+    Reference energies are fitted by least squares on ``train`` and the output scale set to the
+    RMS force (see :func:`prepare_model`); then :class:`Trainer` runs with Adam, EMA weights and
+    a plateau schedule. Files (checkpoints, metrics CSV) go to ``out_dir`` (a temporary folder
+    if None).
 
     Returns
     -------
     History
-        Losses and validation metrics per epoch.
+        Metrics per epoch.
     """
+    import tempfile
+
+    from ase_gnn.training.config import OptimizerConfig, RunConfig
+    from ase_gnn.training.setup import prepare_model
+
     weights = weights or LossWeights()
-    dtype = resolve_dtype(dtype)
-    for atoms in [*train, *valid]:
-        check_species(atoms.numbers, model.species)
     if fit_reference_energies:
-        model.set_atomic_energies(fit_atomic_energies(train, model.species))
-    with torch.no_grad():
-        rms_force = float(np.sqrt(np.mean(np.concatenate([a.get_forces().ravel() for a in train]) ** 2)))
-        model.scale.fill_(max(rms_force, 1e-3))
-    model.to(device=device, dtype=dtype)
-    train_set = GraphDataset(train, model.cutoff, dtype)
-    valid_set = GraphDataset(valid, model.cutoff, dtype)
-    use_stress = weights.stress > 0
-    optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate)
-    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=5)
-    generator = np.random.default_rng(seed)
-    torch.manual_seed(seed)
-    history, best_loss, best_state = History(), math.inf, copy.deepcopy(model.state_dict())
-    start = time.perf_counter()
-    show = sys.stderr.isatty() if progress is None else progress
-    # With a time budget the bar counts seconds (the epoch count is only an upper bound).
-    if time_budget is None:
-        bar = tqdm(total=epochs, desc="training", unit="epoch", disable=not show)
-    else:
-        bar = tqdm(total=round(time_budget), desc="training", unit="s", disable=not show)
-    for epoch in range(epochs):
-        model.train()
-        order = generator.permutation(len(train_set))
-        total = 0.0
-        for first in range(0, len(order), batch_size):
-            graph, labels = train_set.batch(order[first : first + batch_size].tolist(), device)
-            prediction = predict(model, graph, forces=True, stress=use_stress, training=True)
-            loss = weighted_loss(prediction, labels, graph, weights)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            total += float(loss.detach()) * graph.num_graphs
-        model.eval()
-        metrics = evaluate(model, valid_set, stress=use_stress)
-        valid_loss = _validation_loss(metrics, weights)
-        scheduler.step(valid_loss)
-        history.train_loss.append(total / len(train_set))
-        history.valid.append(metrics)
-        if valid_loss < best_loss:
-            best_loss, history.best_epoch = valid_loss, epoch
-            best_state = copy.deepcopy(model.state_dict())
-        bar.set_postfix(
-            epoch=epoch, E_meV=f"{1e3 * metrics['energy_mae']:.1f}",
-            F_meV=f"{1e3 * metrics['forces_mae']:.1f}",
+        prepare_model(model, train, "fit")
+    with tempfile.TemporaryDirectory() as tmp:
+        config = TrainConfig(
+            loss=dataclasses.replace(
+                TrainConfig().loss, energy_weight=weights.energy, forces_weight=weights.forces,
+                stress_weight=weights.stress, kind=weights.kind, huber_delta=weights.huber_delta,
+            ),
+            optimizer=OptimizerConfig(learning_rate=learning_rate),
+            run=RunConfig(epochs=epochs, batch_size=batch_size, time_budget=time_budget,
+                          dtype="float64" if resolve_dtype(dtype) == torch.float64 else "float32",
+                          device=str(device), seed=seed, progress=progress,
+                          out_dir=str(out_dir or tmp)),
         )
-        elapsed = time.perf_counter() - start
-        bar.update(1 if time_budget is None else min(round(elapsed), bar.total) - bar.n)
-        logger.info("epoch %d loss %.4g valid %s", epoch, history.train_loss[-1], metrics)
-        if time_budget is not None and elapsed > time_budget:
-            break
-    bar.close()
-    model.load_state_dict(best_state)
-    model.eval()
-    history.seconds = time.perf_counter() - start
-    return history
+        return Trainer(model, config).fit(train, valid)

@@ -78,6 +78,24 @@ def test_malicious_pickle_is_refused_and_executes_nothing(tmp_path: Path) -> Non
     assert not marker.exists()
 
 
+@pytest.mark.parametrize("signature", [b"\x80", b"PK"], ids=["pickle", "zip"])
+def test_header_length_that_looks_like_a_pickle_or_zip_signature_loads(
+    saved: Path, tmp_path: Path, signature: bytes
+) -> None:
+    # The first bytes of a safetensors file are its header length: pad the JSON header (trailing
+    # spaces, as safetensors itself pads) until that length starts with the signature's bytes.
+    data = saved.read_bytes()
+    length = int.from_bytes(data[:8], "little")
+    target = int.from_bytes(signature, "little")
+    modulus = 256 ** len(signature)
+    new_length = length + (target - length) % modulus
+    header = data[8 : 8 + length] + b" " * (new_length - length)
+    path = tmp_path / "padded.safetensors"
+    path.write_bytes(new_length.to_bytes(8, "little") + header + data[8 + length :])
+    assert path.read_bytes().startswith(signature)
+    assert load_model(path).config() == load_model(saved).config()
+
+
 def test_torch_save_archive_is_refused_and_executes_nothing(tmp_path: Path) -> None:
     marker = tmp_path / "pwned"
     path = tmp_path / "model.pt"

@@ -15,10 +15,13 @@ from ase_gnn.demo import run_demo
 
 
 def test_generate_train_md_round_trip(tmp_path: Path, capsys) -> None:
-    data, model_path = tmp_path / "cu.extxyz", tmp_path / "cu.safetensors"
+    data = tmp_path / "cu.extxyz"
     assert main(["generate", "emt", "--structures", "12", "--out", str(data)]) == 0
-    assert main(["train", str(data), "--out", str(model_path), "--epochs", "2",
-                 "--hidden-channels", "8", "--num-interactions", "1", "--cutoff", "4.0"]) == 0
+    run = tmp_path / "run"
+    assert main(["train", "--set", f"data.train='{data}'", "--set", f"run.out_dir='{run}'",
+                 "--set", "run.epochs=2", "--set", "model.cutoff=4.0",
+                 "--set", "model.hyperparameters={hidden_channels=8, num_interactions=1}"]) == 0
+    model_path = run / "model.safetensors"
     model = load_model(model_path)
     assert model.species_symbols == ["Cu"] and model.cutoff == 4.0
     trajectory = tmp_path / "md.extxyz"
@@ -26,6 +29,9 @@ def test_generate_train_md_round_trip(tmp_path: Path, capsys) -> None:
                  "--out", str(trajectory)]) == 0
     assert trajectory.exists()
     assert "drift" in capsys.readouterr().out
+    assert main(["evaluate", str(model_path), str(data), "--out", str(tmp_path / "eval")]) == 0
+    assert "F MAE" in capsys.readouterr().out
+    assert (tmp_path / "eval" / "parity_cu.png").stat().st_size > 0
 
 
 def test_bad_model_file_is_a_clean_cli_error(tmp_path: Path, capsys) -> None:
@@ -40,7 +46,7 @@ def test_console_script_lists_its_commands() -> None:
     if not executable.exists():
         pytest.skip("console script not installed beside this interpreter")
     out = subprocess.run([executable, "--help"], capture_output=True, text=True, check=True)
-    for command in ("generate", "train", "md", "demo"):
+    for command in ("generate", "train", "evaluate", "md", "demo"):
         assert command in out.stdout
 
 

@@ -1,0 +1,353 @@
+"""Training configuration: frozen dataclasses whose field docstrings are the documentation.
+
+A TOML file maps one-to-one onto :class:`TrainConfig`; every section is a dataclass below and
+every key a field. The command line adds no defaults of its own, and ``--set section.key=value``
+overrides a single field. An unknown key is an error that names it and suggests the closest one.
+
+.. code-block:: toml
+
+    [model]
+    architecture = "SchNet"
+    cutoff = 5.0
+    [model.hyperparameters]
+    hidden_channels = 64
+
+    [data]
+    train = "cu.extxyz"
+
+    [run]
+    time_budget = 300
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import inspect
+import os
+import tomllib
+import types
+import typing
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from ase_gnn.models.base import ARCHITECTURES
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The potential to train."""
+
+    architecture: str = "SchNet"
+    """Registered architecture name (``ase_gnn.ARCHITECTURES``)."""
+    cutoff: float = 5.0
+    """Neighbor cutoff, Å."""
+    readout: Literal["sum", "mean"] = "sum"
+    """Graph readout of local energies: ``sum`` (extensive, physical) or ``mean``."""
+    species: tuple[str, ...] = ()
+    """Element symbols; empty = every element found in the training data."""
+    hyperparameters: Mapping[str, Any] = field(default_factory=dict)
+    """Architecture-specific constructor arguments (e.g. ``hidden_channels`` for SchNet)."""
+    atomic_energies: str | Mapping[str, float] = "fit"
+    """Reference energies E0: ``"fit"`` (least squares on the training set), ``"isolated:emt"``
+    (energy of an isolated atom with ASE's EMT, or ``lj``/``morse``), or a table ``{Cu = -3.5}``
+    in eV."""
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the labelled structures come from and how they are split."""
+
+    train: str = ""
+    """File with training structures (any ASE-readable format: extxyz, traj, ``.db``)."""
+    valid: str = ""
+    """Separate validation file; empty = split ``valid_fraction`` off ``train``."""
+    test: str = ""
+    """Separate test file; empty = split ``test_fraction`` off ``train``."""
+    valid_fraction: float = 0.1
+    """Fraction of ``train`` used for validation when ``valid`` is empty."""
+    test_fraction: float = 0.1
+    """Fraction of ``train`` held out for testing when ``test`` is empty."""
+    split_seed: int = 0
+    """Seed of the train/valid/test split."""
+    energy_key: str = "energy"
+    """Key of the total energy (eV) in calculator results or ``atoms.info``."""
+    forces_key: str = "forces"
+    """Key of the forces (eV/Å) in calculator results or ``atoms.arrays``."""
+    stress_key: str = "stress"
+    """Key of the stress (eV/Å³, Voigt 6 or 3×3) in calculator results or ``atoms.info``;
+    structures without it get no stress loss."""
+    weight_key: str = "weight"
+    """Key in ``atoms.info`` of a per-structure loss weight (default 1)."""
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    """Weighted sum of per-structure errors, averaged over structures."""
+
+    energy_weight: float = 1.0
+    """Weight of the energy-per-atom term (eV/atom)²."""
+    forces_weight: float = 10.0
+    """Weight of the mean force-component term (eV/Å)²."""
+    stress_weight: float = 0.0
+    """Weight of the mean stress-component term (eV/Å³)²."""
+    kind: Literal["mse", "huber"] = "mse"
+    """Squared error, or Huber (quadratic below ``huber_delta``, linear above)."""
+    huber_delta: float = 0.01
+    """Huber transition point, in the unit of each term."""
+    switch_epoch: int | None = None
+    """Epoch at which the second stage starts (as MACE's stage two); none if unset."""
+    switch_energy_weight: float = 100.0
+    """Energy weight from ``switch_epoch`` on."""
+    switch_forces_weight: float = 10.0
+    """Forces weight from ``switch_epoch`` on."""
+    switch_stress_weight: float = 0.0
+    """Stress weight from ``switch_epoch`` on."""
+    switch_learning_rate: float = 1e-3
+    """Learning rate from ``switch_epoch`` on."""
+
+
+@dataclass(frozen=True)
+class OptimizerConfig:
+    """Optimiser, gradient clipping and weight averaging."""
+
+    name: Literal["adam", "adamw", "sgd"] = "adam"
+    """``adam``, ``adamw`` (decoupled weight decay) or ``sgd``."""
+    learning_rate: float = 3e-3
+    """Initial learning rate."""
+    weight_decay: float = 0.0
+    """L2 (Adam, SGD) or decoupled (AdamW) weight decay."""
+    momentum: float = 0.9
+    """SGD momentum."""
+    nesterov: bool = False
+    """Nesterov momentum for SGD."""
+    gradient_clip: float | None = 10.0
+    """Maximum gradient norm; none to disable."""
+    ema_decay: float | None = 0.99
+    """Exponential moving average of the weights (what is evaluated and saved); none to disable."""
+
+
+@dataclass(frozen=True)
+class ScheduleConfig:
+    """Learning-rate schedule, stepped once per epoch."""
+
+    name: Literal["plateau", "cosine", "step", "constant"] = "plateau"
+    """``plateau`` (ReduceLROnPlateau on the validation loss), ``cosine`` (linear warm-up then
+    cosine decay over ``run.epochs``), ``step`` (multiply by ``factor`` every ``step_size``
+    epochs) or ``constant``."""
+    factor: float = 0.5
+    """Multiplier of the learning rate for ``plateau`` and ``step``."""
+    patience: int = 5
+    """Epochs without improvement before ``plateau`` reduces the rate."""
+    step_size: int = 50
+    """Epochs between reductions for ``step``."""
+    warmup_epochs: int = 0
+    """Linear warm-up epochs for ``cosine``."""
+    min_learning_rate: float = 1e-6
+    """Floor of the learning rate."""
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """How long, where and in which precision to train, and where to write results."""
+
+    epochs: int = 200
+    """Maximum number of epochs."""
+    time_budget: float | None = None
+    """Stop after this many seconds (checked after every epoch)."""
+    batch_size: int = 8
+    """Structures per optimiser step (the global batch across all processes)."""
+    eval_batch_size: int = 16
+    """Structures per evaluation batch."""
+    early_stopping_patience: int | None = None
+    """Stop when the validation loss has not improved for this many epochs; none to disable."""
+    dtype: Literal["float32", "float64"] = "float32"
+    """Training precision."""
+    device: str = "cpu"
+    """Torch device (``cuda`` uses the process's local rank under torchrun)."""
+    seed: int = 0
+    """Seed of initialisation, shuffling and every random number generator."""
+    out_dir: str = "run"
+    """Output folder: model, checkpoints, metrics CSV and plots."""
+    checkpoint_every: int = 1
+    """Write the ``last`` checkpoint every this many epochs."""
+    progress: bool | None = None
+    """Show progress bars; default: only when stderr is a terminal."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything a training run needs; one TOML section per field."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain nested dictionaries (JSON/TOML-ready)."""
+        return _plain(dataclasses.asdict(self))
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _unknown_key(key: str, valid: Sequence[str], where: str) -> ValueError:
+    close = difflib.get_close_matches(key, valid, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else f"; valid keys: {sorted(valid)}"
+    return ValueError(f"unknown key {key!r} in {where}{hint}")
+
+
+def _check_type(value: Any, annotation: Any, where: str) -> Any:
+    """Validate (and lightly coerce: int → float, list → tuple) one value against a type hint."""
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if annotation is Any:
+        return value
+    if origin is Literal:
+        if value not in args:
+            raise ValueError(f"{where} must be one of {list(args)}, got {value!r}")
+        return value
+    if origin in (typing.Union, types.UnionType):
+        for option in args:
+            try:
+                return _check_type(value, option, where)
+            except (TypeError, ValueError):
+                continue
+        raise TypeError(f"{where} has the wrong type: got {value!r}, expected {annotation}")
+    if annotation is type(None):
+        if value is not None:
+            raise TypeError(f"{where} must be empty")
+        return value
+    if annotation is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise TypeError(f"{where} must be a list, got {value!r}")
+        return tuple(_check_type(v, args[0], where) for v in value)
+    if origin in (Mapping, dict) or annotation in (dict, Mapping):
+        if not isinstance(value, Mapping):
+            raise TypeError(f"{where} must be a table, got {value!r}")
+        return dict(value)
+    if isinstance(annotation, type):
+        if not isinstance(value, annotation) or (annotation is int and isinstance(value, bool)):
+            raise TypeError(
+                f"{where} must be {annotation.__name__}, got {type(value).__name__} {value!r}"
+            )
+    return value
+
+
+def _build(cls: type[Any], values: Mapping[str, Any], where: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    kwargs = {}
+    for key, value in values.items():
+        if key not in names:
+            raise _unknown_key(key, names, where)
+        hint = hints[key]
+        if dataclasses.is_dataclass(hint):
+            if not isinstance(value, Mapping):
+                raise TypeError(f"[{key}] must be a table")
+            kwargs[key] = _build(hint, value, f"[{key}]")  # type: ignore[arg-type]  # a dataclass type
+        else:
+            kwargs[key] = _check_type(value, hint, f"{where}.{key}" if where else key)
+    return cls(**kwargs)
+
+
+def config_from_dict(values: Mapping[str, Any]) -> TrainConfig:
+    """Build and validate a :class:`TrainConfig` from nested dictionaries (e.g. parsed TOML).
+
+    Raises
+    ------
+    ValueError
+        For an unknown key (naming it and suggesting the closest valid one) or a bad value.
+    TypeError
+        For a value of the wrong type.
+    """
+    config: TrainConfig = _build(TrainConfig, values, "")
+    _validate(config)
+    return config
+
+
+def _validate(config: TrainConfig) -> None:
+    model = config.model
+    if model.architecture not in ARCHITECTURES:
+        raise _unknown_key(model.architecture, list(ARCHITECTURES), "[model] architecture")
+    signature = inspect.signature(ARCHITECTURES[model.architecture].__init__)
+    accepted = [
+        name
+        for name in signature.parameters
+        if name not in ("self", "species", "cutoff", "readout", "atomic_energies")
+    ]
+    for key in model.hyperparameters:
+        if key not in accepted:
+            raise _unknown_key(key, accepted, f"[model.hyperparameters] of {model.architecture}")
+    if isinstance(model.atomic_energies, str) and not (
+        model.atomic_energies == "fit" or model.atomic_energies.startswith("isolated:")
+    ):
+        raise ValueError(
+            f"[model] atomic_energies must be 'fit', 'isolated:<calculator>' or a table, "
+            f"got {model.atomic_energies!r}"
+        )
+    if not config.data.train:
+        raise ValueError("[data] train must name a data file")
+    for name in ("valid_fraction", "test_fraction"):
+        fraction = getattr(config.data, name)
+        if not 0 <= fraction < 1:
+            raise ValueError(f"[data] {name} must lie in [0, 1), got {fraction}")
+    if config.run.batch_size < 1 or config.run.epochs < 1:
+        raise ValueError("[run] batch_size and epochs must be at least 1")
+
+
+def _parse_value(text: str) -> Any:
+    try:
+        return tomllib.loads(f"value = {text}")["value"]
+    except tomllib.TOMLDecodeError:
+        return text  # a bare string such as adamw or a path
+
+
+def apply_overrides(values: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
+    """Apply ``section.key=value`` overrides (values parsed as TOML, else taken as strings).
+
+    Returns a new nested dictionary; ``values`` is not changed.
+    """
+    result = _plain(values)
+    for override in overrides:
+        if "=" not in override:
+            raise ValueError(f"override {override!r} must look like section.key=value")
+        path, text = override.split("=", 1)
+        keys = path.strip().split(".")
+        target = result
+        for key in keys[:-1]:
+            target = target.setdefault(key, {})
+            if not isinstance(target, dict):
+                raise ValueError(f"override {override!r}: {key} is not a section")
+        target[keys[-1]] = _parse_value(text.strip())
+    return result
+
+
+def load_config(
+    path: str | os.PathLike[str] | None, overrides: Sequence[str] = ()
+) -> TrainConfig:
+    """Read a TOML config (or start from defaults if ``path`` is None) and apply overrides.
+
+    Relative data paths in the file are taken relative to the file's folder.
+    """
+    values: dict[str, Any] = {}
+    if path is not None:
+        with open(path, "rb") as handle:
+            values = tomllib.load(handle)
+        base = os.path.dirname(os.path.abspath(path))
+        data = values.get("data", {})
+        for key in ("train", "valid", "test"):
+            if isinstance(data.get(key), str) and data[key] and not os.path.isabs(data[key]):
+                data[key] = os.path.join(base, data[key])
+    return config_from_dict(apply_overrides(values, overrides))

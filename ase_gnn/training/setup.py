@@ -1,0 +1,179 @@
+"""From a :class:`TrainConfig` to a trained model file: data, splits, model, E0, run, report."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from ase import Atoms
+from ase.data import atomic_numbers
+
+from ase_gnn.io import save_model
+from ase_gnn.models.base import ARCHITECTURES, EnergyModel
+from ase_gnn.nn.embedding import check_species
+from ase_gnn.training.config import TrainConfig
+from ase_gnn.training.data import (
+    GraphDataset,
+    LabelKeys,
+    fit_atomic_energies,
+    isolated_atom_energies,
+    labels_from_atoms,
+    read_structures,
+    split,
+)
+from ase_gnn.training.trainer import History, Trainer, _world, evaluate
+
+logger = logging.getLogger(__name__)
+
+
+def prepare_model(
+    model: EnergyModel,
+    train: Sequence[Atoms],
+    atomic_energies: str | Mapping[str, float] = "fit",
+    keys: LabelKeys | None = None,
+) -> None:
+    """Set reference energies E0 and the output scale from the training data (in place).
+
+    E0 comes from ``atomic_energies``: ``"fit"`` (least squares on ``train``),
+    ``"isolated:<emt|lj|morse>"`` (an isolated atom with that ASE calculator) or a table in eV.
+    The scale is the RMS force component of ``train`` (eV/Å), so that the raw network output
+    is of order one. Both are stored in the model (and its file).
+    """
+    for atoms in train:
+        check_species(atoms.numbers, model.species)
+    if atomic_energies == "fit":
+        model.set_atomic_energies(fit_atomic_energies(train, model.species, keys))
+    elif isinstance(atomic_energies, str) and atomic_energies.startswith("isolated:"):
+        model.set_atomic_energies(
+            isolated_atom_energies(model.species, atomic_energies.split(":", 1)[1])
+        )
+    elif isinstance(atomic_energies, Mapping):
+        model.set_atomic_energies(atomic_energies)
+    else:
+        raise ValueError(f"unknown atomic_energies setting {atomic_energies!r}")
+    forces = torch.cat([labels_from_atoms(a, keys).forces.reshape(-1) for a in train])
+    with torch.no_grad():
+        model.scale.fill_(max(float(forces.pow(2).mean().sqrt()), 1e-3))
+
+
+def load_splits(config: TrainConfig) -> tuple[list[Atoms], list[Atoms], list[Atoms]]:
+    """Read the data files and split off validation and test structures as configured."""
+    data = config.data
+    structures = read_structures(data.train)
+    fractions = [0.0 if data.valid else data.valid_fraction,
+                 0.0 if data.test else data.test_fraction]
+    train, valid, test = split(structures, fractions, data.split_seed)
+    if data.valid:
+        valid = read_structures(data.valid)
+    if data.test:
+        test = read_structures(data.test)
+    for name, part in (("training", train), ("validation", valid)):
+        if not part:
+            raise ValueError(f"the {name} split is empty; adjust [data] fractions or files")
+    return train, valid, test
+
+
+def build_model(config: TrainConfig, structures: Sequence[Atoms]) -> EnergyModel:
+    """Construct the configured architecture for the elements of ``structures``."""
+    species = list(config.model.species) or sorted(
+        {s for a in structures for s in a.get_chemical_symbols()}, key=atomic_numbers.get
+    )
+    return ARCHITECTURES[config.model.architecture](
+        species=species, cutoff=config.model.cutoff, readout=config.model.readout,
+        **dict(config.model.hyperparameters),
+    )
+
+
+def train_from_config(
+    config: TrainConfig, resume: bool = False, log: Any = print
+) -> tuple[EnergyModel, History, dict[str, dict[str, float]]]:
+    """Run the whole training job described by ``config``.
+
+    Writes to ``config.run.out_dir``: ``model.safetensors`` (best averaged weights, with the
+    resolved config in its header), ``best.safetensors``, ``checkpoints/{best,last}.ckpt``,
+    ``metrics.csv``, ``config.json``, ``final_metrics.json``, ``learning_curve.png`` and
+    ``parity.png``. Only rank 0 writes under ``torchrun``.
+
+    Returns
+    -------
+    model, history, metrics
+        The trained model, its history and the final MAE/RMSE on train/valid/test.
+    """
+    rank, _ = _world()
+    out = Path(config.run.out_dir)
+    if rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
+        log("resolved configuration:\n" + json.dumps(config.to_dict(), indent=2))
+    train, valid, test = load_splits(config)
+    torch.manual_seed(config.run.seed)
+    model = build_model(config, train)
+    keys = LabelKeys(config.data.energy_key, config.data.forces_key, config.data.stress_key,
+                     config.data.weight_key)
+    prepare_model(model, train, config.model.atomic_energies, keys)
+    history = Trainer(model, config).fit(train, valid, test or None, resume=resume)
+    sets = {"train": train, "valid": valid, "test": test}
+    metrics = {
+        name: evaluate(model, GraphDataset(part, model.cutoff, model.dtype, keys),
+                       config.run.eval_batch_size)
+        for name, part in sets.items() if part
+    }
+    if rank == 0:
+        save_model(model, out / "model.safetensors", training_config=config.to_dict())
+        (out / "final_metrics.json").write_text(json.dumps(metrics, indent=2))
+        from ase_gnn.plots import learning_curve_plot
+
+        learning_curve_plot(history.train_loss, history.valid, out / "learning_curve.png")
+        parity_plots(model, test or valid, out / "parity.png", keys)
+        log(format_metrics(metrics))
+    return model, history, metrics
+
+
+def format_metrics(metrics: Mapping[str, Mapping[str, float]]) -> str:
+    """A text table of MAE/RMSE per split in meV/atom, meV/Å and meV/Å³."""
+    lines = [f"{'split':<7}{'E MAE':>10}{'E RMSE':>10}{'F MAE':>10}{'F RMSE':>10}"
+             f"{'σ MAE':>10}{'σ RMSE':>10}",
+             f"{'':<7}{'meV/atom':>20}{'meV/Å':>20}{'meV/Å³':>20}"]
+    for name, values in metrics.items():
+        cells = [1e3 * values.get(f"{q}_{m}", np.nan)
+                 for q in ("energy", "forces", "stress") for m in ("mae", "rmse")]
+        lines.append(f"{name:<7}" + "".join(f"{c:>10.2f}" for c in cells))
+    return "\n".join(lines)
+
+
+def parity_plots(
+    model: EnergyModel, structures: Sequence[Atoms], path: str | Path,
+    keys: LabelKeys | None = None,
+) -> None:
+    """Parity plots of energy per atom, force components and (where labelled) stress."""
+    from ase_gnn.forces import predict
+    from ase_gnn.neighbors import graph_from_atoms
+    from ase_gnn.plots import parity_plot
+
+    columns: dict[str, tuple[list[float], list[float]]] = {
+        "energy per atom": ([], []), "force components": ([], []), "stress components": ([], [])
+    }
+    for atoms in structures:
+        labels = labels_from_atoms(atoms, keys)
+        graph = graph_from_atoms(atoms, model.cutoff, dtype=model.dtype, device=model.device)
+        has_stress = bool(atoms.pbc.any()) and atoms.cell.rank == 3
+        prediction = predict(model, graph, stress=has_stress)
+        n = len(atoms)
+        columns["energy per atom"][0].append(float(labels.energy) / n)
+        columns["energy per atom"][1].append(float(prediction.energy) / n)
+        assert prediction.forces is not None
+        columns["force components"][0].extend(labels.forces.ravel().tolist())
+        columns["force components"][1].extend(prediction.forces.cpu().ravel().tolist())
+        if has_stress and prediction.stress is not None and not labels.stress.isnan().any():
+            columns["stress components"][0].extend(labels.stress.ravel().tolist())
+            columns["stress components"][1].extend(prediction.stress.cpu().ravel().tolist())
+    units = {"energy per atom": "eV/atom", "force components": "eV/Å",
+             "stress components": "eV/Å³"}
+    panels = {name: (np.array(ref), np.array(pred), units[name])
+              for name, (ref, pred) in columns.items() if ref}
+    parity_plot(panels, path)
