@@ -79,7 +79,8 @@ class GNNCalculator(Calculator):
     (4, 3)
     """
 
-    implemented_properties = ("energy", "free_energy", "energies", "forces", "stress")
+    # A tuple, unlike ASE's list: no instance can ever extend the class-wide value.
+    implemented_properties = ("energy", "free_energy", "energies", "forces", "stress")  # type: ignore[assignment]
 
     def __init__(
         self,

@@ -18,6 +18,7 @@ components for numeric atom-centered orbitals", Comput. Phys. Commun. 190, 33 (2
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -107,13 +108,12 @@ def predict(
     energy = sum_per_graph(local_energies, graph)
     result_forces = result_stress = None
     if inputs:
-        if local_energies.requires_grad:
-            grads = torch.autograd.grad(
+        raw_grads: Sequence[Tensor | None] = [None] * len(inputs)
+        if local_energies.requires_grad:  # False only when no atom has an energy term (N = 0)
+            raw_grads = torch.autograd.grad(
                 energy.sum(), inputs, create_graph=training, allow_unused=True
             )
-        else:  # no atom has parameters or positions in its energy (e.g. N = 0)
-            grads = (None,) * len(inputs)
-        grads = tuple(torch.zeros_like(x) if g is None else g for x, g in zip(inputs, grads))
+        grads = [torch.zeros_like(x) if g is None else g for x, g in zip(inputs, raw_grads)]
         if forces:
             result_forces = -grads[0]
         if stress:

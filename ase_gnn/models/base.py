@@ -82,6 +82,10 @@ class EnergyModel(nn.Module, ABC):
 
     #: Registry name, also written to model files.
     architecture: ClassVar[str]
+    #: Reference energies E0 per species ``[S]``, eV (a buffer).
+    atomic_energies: Tensor
+    #: Scale of the raw outputs (a scalar buffer), eV.
+    scale: Tensor
 
     def __init__(
         self,

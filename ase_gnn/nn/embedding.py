@@ -30,6 +30,8 @@ class SpeciesIndex(nn.Module):
         The model's atomic numbers, in the order that defines the indices.
     """
 
+    table: Tensor
+
     def __init__(self, species: Sequence[int]) -> None:
         super().__init__()
         self.species = tuple(int(z) for z in species)

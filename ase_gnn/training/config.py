@@ -174,6 +174,9 @@ class RunConfig:
     """Write the ``last`` checkpoint every this many epochs."""
     progress: bool | None = None
     """Show progress bars; default: only when stderr is a terminal."""
+    tensorboard: bool = False
+    """Also log every metric to TensorBoard in ``<out_dir>/tensorboard`` (needs the
+    ``tensorboard`` package)."""
 
 
 @dataclass(frozen=True)

@@ -42,7 +42,9 @@ class Labels:
     def to(self, device: str | torch.device, dtype: torch.dtype) -> Labels:
         """Copy to ``device`` and ``dtype``."""
         return Labels(
-            *(t.to(device=device, dtype=dtype) for t in (self.energy, self.forces, self.stress)),
+            energy=self.energy.to(device=device, dtype=dtype),
+            forces=self.forces.to(device=device, dtype=dtype),
+            stress=self.stress.to(device=device, dtype=dtype),
             weight=self.weight.to(device=device, dtype=dtype),
         )
 

@@ -81,7 +81,7 @@ def load_splits(config: TrainConfig) -> tuple[list[Atoms], list[Atoms], list[Ato
 def build_model(config: TrainConfig, structures: Sequence[Atoms]) -> EnergyModel:
     """Construct the configured architecture for the elements of ``structures``."""
     species = list(config.model.species) or sorted(
-        {s for a in structures for s in a.get_chemical_symbols()}, key=atomic_numbers.get
+        {s for a in structures for s in a.get_chemical_symbols()}, key=lambda symbol: atomic_numbers[symbol]
     )
     return ARCHITECTURES[config.model.architecture](
         species=species, cutoff=config.model.cutoff, readout=config.model.readout,

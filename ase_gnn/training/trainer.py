@@ -17,7 +17,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.distributed as dist
@@ -320,6 +320,7 @@ class Trainer:
             start_epoch = last_epoch + 1
             logger.info("resumed from epoch %d", last_epoch)
         show = (sys.stderr.isatty() if run.progress is None else run.progress) and self.rank == 0
+        board = _tensorboard(self.out_dir) if run.tensorboard and self.rank == 0 else None
         bar = tqdm(total=run.epochs, initial=start_epoch, desc="training", unit="epoch",
                    disable=not show)
         clock = time.perf_counter() - history.seconds
@@ -330,7 +331,7 @@ class Trainer:
                 for group in optimizer.param_groups:
                     group["lr"] = self.config.loss.switch_learning_rate
             self.model.train()
-            loss_sum, train_sums = 0.0, {}
+            loss_sum, train_sums = 0.0, dict[str, float]()
             for batch in global_batches(len(train_set), run.batch_size, run.seed, epoch):
                 if len(batch) < self.world_size:
                     continue  # a last batch too small to give every process a structure
@@ -352,7 +353,7 @@ class Trainer:
                     train_sums[key] = train_sums.get(key, 0.0) + value
             train_sums["loss"], train_sums["count"] = loss_sum, float(len(train_set))
             train_sums = _all_reduce(train_sums, self.device)
-            evaluated = ema.module if ema is not None else self.model
+            evaluated = self.model if ema is None else cast(EnergyModel, ema.module)
             evaluated.eval()
             row: dict[str, float] = {
                 "epoch": epoch,
@@ -393,6 +394,9 @@ class Trainer:
                     self._save(checkpoints / "last.ckpt", optimizer, scheduler, ema, epoch,
                                history, best_loss)
                 write_metrics_csv(history, self.out_dir / "metrics.csv")
+                if board is not None:
+                    for key, value in row.items():
+                        board.add_scalar(key, value, epoch)
             bar.update(1)
             bar.set_postfix(E_meV=f"{1e3 * valid_metrics['energy_mae']:.1f}",
                             F_meV=f"{1e3 * valid_metrics.get('forces_mae', math.nan):.1f}")
@@ -403,6 +407,8 @@ class Trainer:
         else:
             history.stopped = "epochs"
         bar.close()
+        if board is not None:
+            board.close()
         if self.world_size > 1:
             dist.barrier()
         best = self.out_dir / "best.safetensors"
@@ -413,6 +419,16 @@ class Trainer:
             self.model.load_state_dict(ema.module.state_dict())
         self.model.eval()
         return history
+
+
+def _tensorboard(out_dir: Path) -> Any:
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError as error:
+        raise ValueError(
+            "run.tensorboard = true needs the tensorboard package (pip install tensorboard)"
+        ) from error
+    return SummaryWriter(str(out_dir / "tensorboard"))
 
 
 def _read_weights(path: Path) -> dict[str, torch.Tensor]:

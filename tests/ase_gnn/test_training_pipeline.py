@@ -257,3 +257,16 @@ def test_train_from_config_writes_model_metrics_and_plots(tmp_path, data) -> Non
     assert set(metrics) == {"train", "valid", "test"}
     header = read_metadata(out / "model.safetensors")
     assert header["training_config"]["run"]["epochs"] == 3
+
+
+def test_tensorboard_logging_needs_its_package_or_writes_events(tmp_path, data) -> None:
+    config = _config(tmp_path, run={"epochs": 1, "tensorboard": True})
+    trainer = Trainer(tiny_model("SchNet", ["Cu"]), config)
+    try:
+        import tensorboard  # noqa: F401
+    except ImportError:
+        with pytest.raises(ValueError, match="needs the tensorboard package"):
+            trainer.fit(data[:4], data[4:6])
+    else:
+        trainer.fit(data[:4], data[4:6])
+        assert any((tmp_path / "tensorboard").iterdir())
