@@ -1,4 +1,6 @@
-"""Registers :class:`~ase_gnn.calculator.GNNCalculator` with ASE's plugin system (``ase info --plugins``).
+"""Registers :class:`~ase_gnn.calculator.GNNCalculator` with ASE's plugin system.
+
+``ase info --plugins`` then lists it.
 
 Loaded through the ``ase.plugins`` entry point. It imports nothing heavy: the calculator class is
 named by string and imported only when ASE asks for it. On an ASE without the (experimental)

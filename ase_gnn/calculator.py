@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 from ase import Atoms
-from ase.calculators.calculator import Calculator, CalculationFailed, all_changes
+from ase.calculators.calculator import CalculationFailed, Calculator, all_changes
 from ase.stress import full_3x3_to_voigt_6_stress
 
 from ase_gnn.forces import Prediction, predict

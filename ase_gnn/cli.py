@@ -58,13 +58,13 @@ def _evaluate(args: argparse.Namespace) -> None:
     metrics = {}
     for path in args.data:
         structures = read_structures(path)
-        dataset = GraphDataset(structures, model.cutoff, model.dtype, keys, model.species,
-                               name=str(path))
+        dataset = GraphDataset(
+            structures, model.cutoff, model.dtype, keys, model.species, name=str(path)
+        )
         metrics[Path(path).stem] = evaluate(model, dataset)
         if args.out:
             Path(args.out).mkdir(parents=True, exist_ok=True)
-            parity_plots(model, structures, Path(args.out) / f"parity_{Path(path).stem}.png",
-                         keys)
+            parity_plots(model, structures, Path(args.out) / f"parity_{Path(path).stem}.png", keys)
     print(format_metrics(metrics))
 
 
@@ -82,19 +82,33 @@ def _md(args: argparse.Namespace) -> None:
         assert isinstance(atoms, Atoms)
     else:
         atoms = bulk(calc.model.species_symbols[0], cubic=True).repeat([args.repeat] * 3)
-    trajectory = run_nve(atoms, calc, steps=args.steps, timestep_fs=args.timestep,
-                         temperature_K=args.temperature, interval=args.interval, progress=True)
+    trajectory = run_nve(
+        atoms,
+        calc,
+        steps=args.steps,
+        timestep_fs=args.timestep,
+        temperature_K=args.temperature,
+        interval=args.interval,
+        progress=True,
+    )
     if args.out:
         ase.io.write(args.out, trajectory.frames)
-    print(f"{len(atoms)} atoms, {args.steps} steps: drift {trajectory.drift_per_atom():+.3f} "
-          f"meV/atom/ps, mean T {np.mean(trajectory.temperature):.0f} K")
+    print(
+        f"{len(atoms)} atoms, {args.steps} steps: drift {trajectory.drift_per_atom():+.3f} "
+        f"meV/atom/ps, mean T {np.mean(trajectory.temperature):.0f} K"
+    )
 
 
 def _demo(args: argparse.Namespace) -> None:
     from ase_gnn.demo import run_demo
 
-    run_demo(args.out, num_structures=args.structures, train_seconds=args.train_seconds,
-             md_steps=args.md_steps, seed=args.seed)
+    run_demo(
+        args.out,
+        num_structures=args.structures,
+        train_seconds=args.train_seconds,
+        md_steps=args.md_steps,
+        seed=args.seed,
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -111,16 +125,25 @@ def build_parser() -> argparse.ArgumentParser:
     gen.set_defaults(run=_generate)
 
     train = commands.add_parser(
-        "train", help="train a potential from a TOML config (also under torchrun)",
+        "train",
+        help="train a potential from a TOML config (also under torchrun)",
         description="Train from a TOML config; every key is documented in "
         "ase_gnn.training.config. Under `torchrun --nproc_per_node=N -m ase_gnn train ...` "
         "the run is data-parallel.",
     )
     train.add_argument("config", nargs="?", help="TOML file (default: all defaults)")
-    train.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                       help="override one setting, e.g. --set run.epochs=10 (repeatable)")
-    train.add_argument("--resume", action="store_true",
-                       help="continue from <out_dir>/checkpoints/last.ckpt if present")
+    train.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="override one setting, e.g. --set run.epochs=10 (repeatable)",
+    )
+    train.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue from <out_dir>/checkpoints/last.ckpt if present",
+    )
     train.set_defaults(run=_train)
 
     evaluate = commands.add_parser("evaluate", help="error table and parity plots of a model")
@@ -135,7 +158,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     md = commands.add_parser("md", help="NVE molecular dynamics with a trained model")
     md.add_argument("model", help="model file (.safetensors)")
-    md.add_argument("--structure", help="start structure file (default: fcc bulk of the model's first species)")
+    md.add_argument(
+        "--structure", help="start structure file (default: fcc bulk of the model's first species)"
+    )
     md.add_argument("--repeat", type=int, default=3, help="bulk supercell size per axis")
     md.add_argument("--steps", type=int, default=500)
     md.add_argument("--timestep", type=float, default=2.0, help="fs")

@@ -76,25 +76,38 @@ def run_demo(
 
     log(f"[2/4] training SchNet on {len(train)} structures for up to {train_seconds:.0f} s")
     model = SchNet(species=["Cu"], cutoff=5.0)
-    history = fit(model, train, valid, epochs=10_000, time_budget=train_seconds, seed=seed,
-                  progress=progress)
+    history = fit(
+        model, train, valid, epochs=10_000, time_budget=train_seconds, seed=seed, progress=progress
+    )
     save_model(model, out / "cu_schnet.safetensors")
     metrics = evaluate(model, GraphDataset(test, model.cutoff, model.dtype))
-    log(f"      {len(history.train_loss)} epochs in {history.seconds:.0f} s; test MAE: "
+    log(
+        f"      {len(history.train_loss)} epochs in {history.seconds:.0f} s; test MAE: "
         f"energy {1e3 * metrics['energy_mae']:.2f} meV/atom, "
-        f"forces {1e3 * metrics['forces_mae']:.1f} meV/Å")
+        f"forces {1e3 * metrics['forces_mae']:.1f} meV/Å"
+    )
     learning_curve_plot(history.train_loss, history.valid, out / "learning_curve.png")
     _parity(model, test, out / "parity.png")
 
     log(f"[3/4] NVE MD, 108 Cu atoms, {md_steps} × {md_timestep_fs} fs at 300 K with the model")
     atoms = bulk("Cu", cubic=True).repeat((3, 3, 3))
     start = time.perf_counter()
-    trajectory = run_nve(atoms, GNNCalculator(model), steps=md_steps, timestep_fs=md_timestep_fs,
-                         temperature_K=300.0, interval=10, seed=seed, progress=progress)
+    trajectory = run_nve(
+        atoms,
+        GNNCalculator(model),
+        steps=md_steps,
+        timestep_fs=md_timestep_fs,
+        temperature_K=300.0,
+        interval=10,
+        seed=seed,
+        progress=progress,
+    )
     md_seconds = time.perf_counter() - start
-    log(f"      {1e3 * md_seconds / md_steps:.1f} ms/step; total-energy drift "
+    log(
+        f"      {1e3 * md_seconds / md_steps:.1f} ms/step; total-energy drift "
         f"{trajectory.drift_per_atom():+.3f} meV/atom/ps, fluctuation "
-        f"{trajectory.fluctuation_per_atom():.3f} meV/atom")
+        f"{trajectory.fluctuation_per_atom():.3f} meV/atom"
+    )
 
     log("[4/4] comparing the trajectory's frames with EMT")
     energy_errors, force_errors = [], []
@@ -117,9 +130,11 @@ def run_demo(
         "md_vs_emt_energy_mae_meV_per_atom": 1e3 * float(np.mean(np.abs(energy_errors))),
         "md_vs_emt_forces_mae_meV_per_A": 1e3 * float(np.mean(force_errors)),
     }
-    log(f"      along the MD trajectory vs EMT: energy MAE "
+    log(
+        f"      along the MD trajectory vs EMT: energy MAE "
         f"{summary['md_vs_emt_energy_mae_meV_per_atom']:.2f} meV/atom, forces MAE "
-        f"{summary['md_vs_emt_forces_mae_meV_per_A']:.1f} meV/Å")
+        f"{summary['md_vs_emt_forces_mae_meV_per_A']:.1f} meV/Å"
+    )
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     log(f"wrote {out}/: cu_schnet.safetensors, parity.png, learning_curve.png, summary.json")
     return summary
@@ -131,15 +146,22 @@ def _parity(model: SchNet, test: list[Atoms], path: Path) -> None:
     for atoms in test:
         predicted = atoms.copy()
         predicted.calc = calc
-        energies.append((atoms.get_potential_energy() / len(atoms),
-                         predicted.get_potential_energy() / len(atoms)))
+        energies.append(
+            (
+                atoms.get_potential_energy() / len(atoms),
+                predicted.get_potential_energy() / len(atoms),
+            )
+        )
         forces.append((atoms.get_forces().ravel(), predicted.get_forces().ravel()))
     e = np.array(energies)
     parity_plot(
         {
             "energy per atom": (e[:, 0], e[:, 1], "eV/atom"),
-            "force components": (np.concatenate([f[0] for f in forces]),
-                                 np.concatenate([f[1] for f in forces]), "eV/Å"),
+            "force components": (
+                np.concatenate([f[0] for f in forces]),
+                np.concatenate([f[1] for f in forces]),
+                "eV/Å",
+            ),
         },
         path,
     )

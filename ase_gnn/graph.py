@@ -58,7 +58,7 @@ class AtomicGraph:
         dtype: torch.dtype = torch.float64,
         device: str | torch.device = "cpu",
     ) -> AtomicGraph:
-        """Build the radius graph of one structure; see :func:`ase_gnn.neighbors.graph_from_atoms`."""
+        """Radius graph of one structure; see :func:`ase_gnn.neighbors.graph_from_atoms`."""
         from ase_gnn.neighbors import graph_from_atoms
 
         return graph_from_atoms(atoms, cutoff, dtype=dtype, device=device)
@@ -91,7 +91,7 @@ class AtomicGraph:
     def to(
         self, device: str | torch.device | None = None, dtype: torch.dtype | None = None
     ) -> AtomicGraph:
-        """Return a copy on ``device`` with float fields cast to ``dtype`` (integer fields keep theirs)."""
+        """Copy on ``device`` with float fields cast to ``dtype`` (integer fields keep theirs)."""
         values = {}
         for field in fields(self):
             tensor: Tensor = getattr(self, field.name)
@@ -102,7 +102,7 @@ class AtomicGraph:
         return AtomicGraph(**values)
 
     def with_positions(self, positions: Tensor, cell: Tensor | None = None) -> AtomicGraph:
-        """Return the same graph with new ``positions [N, 3]`` (and optionally ``cell [B, 3, 3]``)."""
+        """The same graph with new ``positions [N, 3]`` (and optionally ``cell [B, 3, 3]``)."""
         return replace(self, positions=positions, cell=self.cell if cell is None else cell)
 
 
@@ -162,9 +162,7 @@ def batch_graphs(graphs: Sequence[AtomicGraph]) -> AtomicGraph:
         positions=torch.cat([g.positions for g in graphs]),
         cell=torch.cat([g.cell for g in graphs]),
         pbc=torch.cat([g.pbc for g in graphs]),
-        edge_index=torch.cat(
-            [g.edge_index + atom_offsets[k] for k, g in enumerate(graphs)], dim=1
-        ),
+        edge_index=torch.cat([g.edge_index + atom_offsets[k] for k, g in enumerate(graphs)], dim=1),
         edge_shift=torch.cat([g.edge_shift for g in graphs]),
         batch=torch.cat([g.batch + graph_offsets[k] for k, g in enumerate(graphs)]),
         ptr=ptr.to(device),

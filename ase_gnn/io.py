@@ -6,7 +6,7 @@ Header metadata (all values are strings, as safetensors requires):
 ``format_version``  ``"1"``
 ``architecture``    a name from :data:`ase_gnn.models.ARCHITECTURES` (the allow-list)
 ``config``          JSON of the constructor arguments (species, cutoff, readout, sizes, ...)
-``atomic_energies`` JSON ``{symbol: E0 in eV}`` (also stored as a tensor; for people reading the file)
+``atomic_energies`` JSON ``{symbol: E0 in eV}`` (also a tensor; this copy is for readers)
 ``units``           JSON ``{"energy": "eV", "length": "Angstrom"}``
 ``dtype``           dtype the weights were saved in
 ``versions``        JSON of ase-gnn, torch, e3nn, ase versions

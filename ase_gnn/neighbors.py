@@ -24,7 +24,8 @@ import vesin
 
 from ase_gnn.graph import AtomicGraph
 
-#: Largest |coordinate| accepted, in Å. vesin 0.6 crashes (SIGFPE) near 1e6 Å; real systems stay far below.
+#: Largest |coordinate| accepted, in Å. vesin 0.6 crashes (SIGFPE) near 1e6 Å; real systems
+#: stay far below.
 MAX_COORDINATE = 1.0e5
 #: Largest number of periodic images searched per atom before a cell is called too narrow.
 MAX_IMAGES = 200_000
@@ -159,9 +160,7 @@ def graph_from_atoms(
         positions=torch.as_tensor(positions, dtype=dtype, device=device),
         cell=torch.as_tensor(cell, dtype=dtype, device=device).unsqueeze(0),
         pbc=torch.as_tensor(pbc, device=device).unsqueeze(0),
-        edge_index=torch.as_tensor(
-            np.stack([center, neighbor]).astype(np.int64), device=device
-        ),
+        edge_index=torch.as_tensor(np.stack([center, neighbor]).astype(np.int64), device=device),
         edge_shift=torch.as_tensor(shift, dtype=dtype, device=device),
         batch=torch.zeros(num_atoms, dtype=torch.long, device=device),
         ptr=torch.tensor([0, num_atoms], dtype=torch.long, device=device),

@@ -32,8 +32,11 @@ def parity_plot(
         ax.plot([low, high], [low, high], color="0.6", lw=1)
         ax.scatter(reference, predicted, s=6, alpha=0.6)
         mae = np.abs(reference - predicted).mean()
-        ax.set(title=f"{title}  (MAE {mae:.3g} {unit})", xlabel=f"reference / {unit}",
-               ylabel=f"predicted / {unit}")
+        ax.set(
+            title=f"{title}  (MAE {mae:.3g} {unit})",
+            xlabel=f"reference / {unit}",
+            ylabel=f"predicted / {unit}",
+        )
     figure.savefig(path, dpi=120)
 
 

@@ -34,10 +34,25 @@ from ase_gnn.neighbors import graph_from_atoms
 #: Small hyper-parameters per architecture, so the battery runs in seconds.
 TINY_CONFIGS: dict[str, dict[str, Any]] = {
     "SchNet": {"hidden_channels": 16, "num_interactions": 2, "num_radial": 6},
+    "NequIP": {
+        "num_layers": 2,
+        "num_features": 8,
+        "l_max": 2,
+        "num_radial": 6,
+        "radial_hidden": 16,
+    },
 }
 
 #: Absolute tolerances per dtype (energies in eV, forces in eV/Å, stress in eV/Å³).
 TOLERANCES: dict[torch.dtype, float] = {torch.float64: 1e-9, torch.float32: 2e-4}
+
+
+def supported_aggregations(architecture: str) -> tuple[str, ...]:
+    """Aggregations an architecture accepts: its ``aggregations`` attribute, else all of them.
+
+    Equivariant architectures (NequIP) refuse ``"max"``, which would break equivariance.
+    """
+    return ARCHITECTURES[architecture].aggregations
 
 
 def tiny_model(
@@ -55,7 +70,9 @@ def _calc(model: EnergyModel, dtype: torch.dtype) -> GNNCalculator:
     return GNNCalculator(model, dtype=dtype)
 
 
-def _energy_forces(model: EnergyModel, atoms: Atoms, dtype: torch.dtype) -> tuple[float, np.ndarray]:
+def _energy_forces(
+    model: EnergyModel, atoms: Atoms, dtype: torch.dtype
+) -> tuple[float, np.ndarray]:
     atoms = atoms.copy()
     atoms.calc = _calc(model, dtype)
     return atoms.get_potential_energy(), atoms.get_forces()
@@ -79,8 +96,9 @@ def battery_structures(species: list[str]) -> dict[str, Atoms]:
     cluster.cell = np.zeros((3, 3))
     cubic = decorate(bulk("Cu", "fcc", a=3.6, cubic=True))
     triclinic = bulk("Cu", "fcc", a=3.6).repeat((2, 2, 2))
-    triclinic.set_cell(triclinic.cell[:] @ np.array([[1, 0.1, 0], [0, 1, 0.15], [0.05, 0, 1]]),
-                       scale_atoms=True)
+    triclinic.set_cell(
+        triclinic.cell[:] @ np.array([[1, 0.1, 0], [0, 1, 0.15], [0.05, 0, 1]]), scale_atoms=True
+    )
     triclinic = decorate(triclinic)
     slab = decorate(fcc111("Cu", size=(2, 2, 3), a=3.6, vacuum=4.0, periodic=False))
     slab.pbc = (True, True, False)
@@ -253,14 +271,18 @@ def assert_batch_matches_single(
         batched.energy, torch.cat([s.energy for s in singles]), atol=tol, rtol=tol
     )
     torch.testing.assert_close(
-        batched.forces, torch.cat([s.forces for s in singles if s.forces is not None]),
-        atol=10 * tol, rtol=tol,
+        batched.forces,
+        torch.cat([s.forces for s in singles if s.forces is not None]),
+        atol=10 * tol,
+        rtol=tol,
     )
     if periodic:
         assert batched.stress is not None
         torch.testing.assert_close(
-            batched.stress, torch.cat([s.stress for s in singles if s.stress is not None]),
-            atol=tol, rtol=tol,
+            batched.stress,
+            torch.cat([s.stress for s in singles if s.stress is not None]),
+            atol=tol,
+            rtol=tol,
         )
 
 

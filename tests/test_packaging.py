@@ -25,7 +25,9 @@ def test_ase_gnn_never_imports_explain_or_captum() -> None:
                 names = [alias.name for alias in node.names]
             elif isinstance(node, ast.ImportFrom) and node.module:
                 names = [node.module]
-            offenders += [f"{path.name}: {n}" for n in names if n.split(".")[0] in {"explain", "captum"}]
+            offenders += [
+                f"{path.name}: {n}" for n in names if n.split(".")[0] in {"explain", "captum"}
+            ]
     assert offenders == []
 
 
@@ -45,7 +47,8 @@ def test_importing_ase_gnn_changes_no_global_state() -> None:
 
 
 def test_console_script_is_installed() -> None:
-    out = subprocess.run([sys.executable, "-m", "ase_gnn", "--help"], capture_output=True,
-                         text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "ase_gnn", "--help"], capture_output=True, text=True, check=True
+    )
     for command in ("generate", "train", "md", "demo"):
         assert command in out.stdout

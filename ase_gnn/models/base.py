@@ -35,7 +35,7 @@ M = TypeVar("M", bound="type[EnergyModel]")
 
 
 def register(cls: M) -> M:
-    """Class decorator adding an architecture to :data:`ARCHITECTURES` under ``cls.architecture``."""
+    """Class decorator: add an architecture to :data:`ARCHITECTURES` as ``cls.architecture``."""
     ARCHITECTURES[cls.architecture] = cls
     return cls
 
@@ -82,6 +82,8 @@ class EnergyModel(nn.Module, ABC):
 
     #: Registry name, also written to model files.
     architecture: ClassVar[str]
+    #: Aggregations the architecture accepts (equivariant ones refuse "max").
+    aggregations: ClassVar[tuple[str, ...]] = ("sum", "mean", "max")
     #: Reference energies E0 per species ``[S]``, eV (a buffer).
     atomic_energies: Tensor
     #: Scale of the raw outputs (a scalar buffer), eV.

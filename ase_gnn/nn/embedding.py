@@ -40,7 +40,7 @@ class SpeciesIndex(nn.Module):
         self.register_buffer("table", table, persistent=False)
 
     def forward(self, numbers: Tensor) -> Tensor:
-        """Return ``[N]`` indices for atomic numbers ``[N]``; raise ``ValueError`` for unknown ones."""
+        """Indices ``[N]`` for atomic numbers ``[N]``; ``ValueError`` for unknown elements."""
         if numbers.numel() == 0:
             return numbers
         out_of_range = int(numbers.min()) < 0 or int(numbers.max()) >= len(chemical_symbols)

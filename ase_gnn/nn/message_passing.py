@@ -110,9 +110,7 @@ class MessagePassing(nn.Module):
             raise ValueError(f"unknown aggregation {aggregation!r}; choose one of {AGGREGATIONS}")
         self.aggregation: Aggregation = aggregation
 
-    def message(
-        self, h_center: Tensor | None, h_neighbor: Tensor, edge_features: Tensor
-    ) -> Tensor:
+    def message(self, h_center: Tensor | None, h_neighbor: Tensor, edge_features: Tensor) -> Tensor:
         """Message ``[E, F]`` from neighbor j to centre i (before the edge weight).
 
         ``h_center`` is None when the layer declares ``uses_center_features = False``.
@@ -150,11 +148,14 @@ class MessagePassing(nn.Module):
         """
         center = edge_index[0]
         x = self.transform(h)
-        if self.aggregation == "max":
-            # One pass over all edges: the gradient of a maximum is shared evenly among tied
-            # edges, which per-chunk maxima would not reproduce.
+        # One pass over all edges for "max" (the gradient of a maximum is shared evenly among
+        # tied edges, which per-chunk maxima would not reproduce), off the CPU (GPU allocators
+        # cache memory, and every chunk costs kernel launches: 7x slower at 2048 Cu atoms on an
+        # H200) and under torch.compile (a Python loop over chunks would specialise the compiled
+        # graph on the edge count and recompile at every MD step; the compiler plans memory).
+        if self.aggregation == "max" or x.device.type != "cpu" or torch.compiler.is_compiling():
             messages = self._weighted_messages(x, edge_index, edge_features, edge_weights)
-            aggregated = aggregate(messages, center, edge_weights, h.shape[0], "max")
+            aggregated = aggregate(messages, center, edge_weights, h.shape[0], self.aggregation)
             return self.update(h, aggregated)
         num_edges = edge_index.shape[1]
         chunk = self._edges_per_chunk(num_edges, x)
@@ -175,12 +176,7 @@ class MessagePassing(nn.Module):
         return self.update(h, total)
 
     def _edges_per_chunk(self, num_edges: int, x: Tensor) -> int:
-        """Edges per chunk: balanced chunks of about ``chunk_elements`` on CPU, else all edges."""
-        # Chunks pay off on CPU only. GPU allocators cache their memory, and there every chunk
-        # costs kernel launches: 7x slower at 2048 Cu atoms on an H200. A compiler fuses the
-        # per-edge operations and plans memory itself.
-        if x.device.type != "cpu" or torch.compiler.is_compiling():
-            return max(num_edges, 1)
+        """Edges per chunk: balanced chunks of about ``chunk_elements`` elements."""
         num_chunks = max(1, -(-num_edges * x.shape[1] // self.chunk_elements))
         return max(1, -(-num_edges // num_chunks))
 

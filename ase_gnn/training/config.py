@@ -25,12 +25,13 @@ import dataclasses
 import difflib
 import inspect
 import os
-import tomllib
 import types
 import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
+
+import tomllib
 
 from ase_gnn.models.base import ARCHITECTURES
 
@@ -337,9 +338,7 @@ def apply_overrides(values: dict[str, Any], overrides: Sequence[str]) -> dict[st
     return result
 
 
-def load_config(
-    path: str | os.PathLike[str] | None, overrides: Sequence[str] = ()
-) -> TrainConfig:
+def load_config(path: str | os.PathLike[str] | None, overrides: Sequence[str] = ()) -> TrainConfig:
     """Read a TOML config (or start from defaults if ``path`` is None) and apply overrides.
 
     Relative data paths in the file are taken relative to the file's folder.

@@ -191,7 +191,7 @@ class GraphDataset(torch.utils.data.Dataset[tuple[AtomicGraph, Labels]]):
 
 
 def collate(items: Sequence[tuple[AtomicGraph, Labels]]) -> tuple[AtomicGraph, Labels]:
-    """Batch ``(graph, labels)`` pairs into one graph and one :class:`Labels` (a DataLoader collate)."""
+    """Batch ``(graph, labels)`` pairs into one graph and one :class:`Labels`."""
     labels = [lab for _, lab in items]
     return batch_graphs([g for g, _ in items]), Labels(
         energy=torch.cat([lab.energy for lab in labels]),
@@ -239,7 +239,7 @@ def fit_atomic_energies(
 
 
 def isolated_atom_energies(species: Sequence[int], calculator: str) -> list[float]:
-    """Energy of one isolated atom of every species with an ASE calculator (``emt``, ``lj``, ``morse``).
+    """Energy of an isolated atom of every species with ``emt``, ``lj`` or ``morse`` (ASE).
 
     Returns
     -------
@@ -252,8 +252,10 @@ def isolated_atom_energies(species: Sequence[int], calculator: str) -> list[floa
 
     factories = {"emt": EMT, "lj": LennardJones, "morse": MorsePotential}
     if calculator not in factories:
-        raise ValueError(f"unknown calculator {calculator!r} for isolated-atom energies; "
-                         f"choose one of {sorted(factories)}")
+        raise ValueError(
+            f"unknown calculator {calculator!r} for isolated-atom energies; "
+            f"choose one of {sorted(factories)}"
+        )
     energies = []
     for z in species:
         atom = Atoms(numbers=[z], positions=[[0.0, 0.0, 0.0]])
@@ -262,12 +264,10 @@ def isolated_atom_energies(species: Sequence[int], calculator: str) -> list[floa
     return energies
 
 
-def split(
-    structures: Sequence[Atoms], fractions: Sequence[float], seed: int
-) -> list[list[Atoms]]:
+def split(structures: Sequence[Atoms], fractions: Sequence[float], seed: int) -> list[list[Atoms]]:
     """Seeded random split into ``len(fractions) + 1`` parts; the remainder comes first.
 
-    Example: ``split(data, [0.1, 0.1], seed)`` returns ``[train (80 %), valid (10 %), test (10 %)]``.
+    ``split(data, [0.1, 0.1], seed)`` gives ``[train (80 %), valid (10 %), test (10 %)]``.
     """
     order = np.random.default_rng(seed).permutation(len(structures))
     sizes = [int(round(f * len(structures))) for f in fractions]

@@ -65,8 +65,10 @@ def load_splits(config: TrainConfig) -> tuple[list[Atoms], list[Atoms], list[Ato
     """Read the data files and split off validation and test structures as configured."""
     data = config.data
     structures = read_structures(data.train)
-    fractions = [0.0 if data.valid else data.valid_fraction,
-                 0.0 if data.test else data.test_fraction]
+    fractions = [
+        0.0 if data.valid else data.valid_fraction,
+        0.0 if data.test else data.test_fraction,
+    ]
     train, valid, test = split(structures, fractions, data.split_seed)
     if data.valid:
         valid = read_structures(data.valid)
@@ -81,10 +83,13 @@ def load_splits(config: TrainConfig) -> tuple[list[Atoms], list[Atoms], list[Ato
 def build_model(config: TrainConfig, structures: Sequence[Atoms]) -> EnergyModel:
     """Construct the configured architecture for the elements of ``structures``."""
     species = list(config.model.species) or sorted(
-        {s for a in structures for s in a.get_chemical_symbols()}, key=lambda symbol: atomic_numbers[symbol]
+        {s for a in structures for s in a.get_chemical_symbols()},
+        key=lambda symbol: atomic_numbers[symbol],
     )
     return ARCHITECTURES[config.model.architecture](
-        species=species, cutoff=config.model.cutoff, readout=config.model.readout,
+        species=species,
+        cutoff=config.model.cutoff,
+        readout=config.model.readout,
         **dict(config.model.hyperparameters),
     )
 
@@ -113,15 +118,21 @@ def train_from_config(
     train, valid, test = load_splits(config)
     torch.manual_seed(config.run.seed)
     model = build_model(config, train)
-    keys = LabelKeys(config.data.energy_key, config.data.forces_key, config.data.stress_key,
-                     config.data.weight_key)
+    keys = LabelKeys(
+        config.data.energy_key,
+        config.data.forces_key,
+        config.data.stress_key,
+        config.data.weight_key,
+    )
     prepare_model(model, train, config.model.atomic_energies, keys)
     history = Trainer(model, config).fit(train, valid, test or None, resume=resume)
     sets = {"train": train, "valid": valid, "test": test}
     metrics = {
-        name: evaluate(model, GraphDataset(part, model.cutoff, model.dtype, keys),
-                       config.run.eval_batch_size)
-        for name, part in sets.items() if part
+        name: evaluate(
+            model, GraphDataset(part, model.cutoff, model.dtype, keys), config.run.eval_batch_size
+        )
+        for name, part in sets.items()
+        if part
     }
     if rank == 0:
         save_model(model, out / "model.safetensors", training_config=config.to_dict())
@@ -136,18 +147,25 @@ def train_from_config(
 
 def format_metrics(metrics: Mapping[str, Mapping[str, float]]) -> str:
     """A text table of MAE/RMSE per split in meV/atom, meV/Å and meV/Å³."""
-    lines = [f"{'split':<7}{'E MAE':>10}{'E RMSE':>10}{'F MAE':>10}{'F RMSE':>10}"
-             f"{'σ MAE':>10}{'σ RMSE':>10}",
-             f"{'':<7}{'meV/atom':>20}{'meV/Å':>20}{'meV/Å³':>20}"]
+    lines = [
+        f"{'split':<7}{'E MAE':>10}{'E RMSE':>10}{'F MAE':>10}{'F RMSE':>10}"
+        f"{'σ MAE':>10}{'σ RMSE':>10}",
+        f"{'':<7}{'meV/atom':>20}{'meV/Å':>20}{'meV/Å³':>20}",
+    ]
     for name, values in metrics.items():
-        cells = [1e3 * values.get(f"{q}_{m}", np.nan)
-                 for q in ("energy", "forces", "stress") for m in ("mae", "rmse")]
+        cells = [
+            1e3 * values.get(f"{q}_{m}", np.nan)
+            for q in ("energy", "forces", "stress")
+            for m in ("mae", "rmse")
+        ]
         lines.append(f"{name:<7}" + "".join(f"{c:>10.2f}" for c in cells))
     return "\n".join(lines)
 
 
 def parity_plots(
-    model: EnergyModel, structures: Sequence[Atoms], path: str | Path,
+    model: EnergyModel,
+    structures: Sequence[Atoms],
+    path: str | Path,
     keys: LabelKeys | None = None,
 ) -> None:
     """Parity plots of energy per atom, force components and (where labelled) stress."""
@@ -156,7 +174,9 @@ def parity_plots(
     from ase_gnn.plots import parity_plot
 
     columns: dict[str, tuple[list[float], list[float]]] = {
-        "energy per atom": ([], []), "force components": ([], []), "stress components": ([], [])
+        "energy per atom": ([], []),
+        "force components": ([], []),
+        "stress components": ([], []),
     }
     for atoms in structures:
         labels = labels_from_atoms(atoms, keys)
@@ -172,8 +192,10 @@ def parity_plots(
         if has_stress and prediction.stress is not None and not labels.stress.isnan().any():
             columns["stress components"][0].extend(labels.stress.ravel().tolist())
             columns["stress components"][1].extend(prediction.stress.cpu().ravel().tolist())
-    units = {"energy per atom": "eV/atom", "force components": "eV/Å",
-             "stress components": "eV/Å³"}
-    panels = {name: (np.array(ref), np.array(pred), units[name])
-              for name, (ref, pred) in columns.items() if ref}
+    units = {"energy per atom": "eV/atom", "force components": "eV/Å", "stress components": "eV/Å³"}
+    panels = {
+        name: (np.array(ref), np.array(pred), units[name])
+        for name, (ref, pred) in columns.items()
+        if ref
+    }
     parity_plot(panels, path)

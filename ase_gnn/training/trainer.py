@@ -183,7 +183,9 @@ class Trainer:
         self.dtype = resolve_dtype(run.dtype)
         self.out_dir = Path(run.out_dir)
         self.keys = LabelKeys(
-            config.data.energy_key, config.data.forces_key, config.data.stress_key,
+            config.data.energy_key,
+            config.data.forces_key,
+            config.data.stress_key,
             config.data.weight_key,
         )
 
@@ -191,8 +193,9 @@ class Trainer:
     def _dataset(self, data: Sequence[Atoms] | GraphDataset, name: str) -> GraphDataset:
         if isinstance(data, GraphDataset):
             return data
-        return GraphDataset(data, self.model.cutoff, self.dtype, self.keys, self.model.species,
-                            name=f"{name} set")
+        return GraphDataset(
+            data, self.model.cutoff, self.dtype, self.keys, self.model.species, name=f"{name} set"
+        )
 
     def _loss_weights(self, epoch: int) -> LossWeights:
         loss = self.config.loss
@@ -209,20 +212,28 @@ class Trainer:
         options = self.config.optimizer
         params = self.model.parameters()
         if options.name == "adam":
-            return torch.optim.Adam(params, lr=options.learning_rate,
-                                    weight_decay=options.weight_decay)
+            return torch.optim.Adam(
+                params, lr=options.learning_rate, weight_decay=options.weight_decay
+            )
         if options.name == "adamw":
-            return torch.optim.AdamW(params, lr=options.learning_rate,
-                                     weight_decay=options.weight_decay)
-        return torch.optim.SGD(params, lr=options.learning_rate, momentum=options.momentum,
-                               nesterov=options.nesterov, weight_decay=options.weight_decay)
+            return torch.optim.AdamW(
+                params, lr=options.learning_rate, weight_decay=options.weight_decay
+            )
+        return torch.optim.SGD(
+            params,
+            lr=options.learning_rate,
+            momentum=options.momentum,
+            nesterov=options.nesterov,
+            weight_decay=options.weight_decay,
+        )
 
     def _scheduler(self, optimizer: torch.optim.Optimizer) -> Any:
         s, epochs = self.config.schedule, self.config.run.epochs
         lr_scheduler = torch.optim.lr_scheduler
         if s.name == "plateau":
-            return lr_scheduler.ReduceLROnPlateau(optimizer, factor=s.factor, patience=s.patience,
-                                                  min_lr=s.min_learning_rate)
+            return lr_scheduler.ReduceLROnPlateau(
+                optimizer, factor=s.factor, patience=s.patience, min_lr=s.min_learning_rate
+            )
         if s.name == "step":
             return lr_scheduler.StepLR(optimizer, step_size=s.step_size, gamma=s.factor)
         if s.name == "cosine":
@@ -231,17 +242,29 @@ class Trainer:
             )
             if s.warmup_epochs == 0:
                 return cosine
-            warmup = lr_scheduler.LinearLR(optimizer, start_factor=1e-2,
-                                           total_iters=s.warmup_epochs)
+            warmup = lr_scheduler.LinearLR(
+                optimizer, start_factor=1e-2, total_iters=s.warmup_epochs
+            )
             return lr_scheduler.SequentialLR(optimizer, [warmup, cosine], [s.warmup_epochs])
         return None
 
     # -- checkpoints ------------------------------------------------------------------------
-    def _save(self, path: Path, optimizer: torch.optim.Optimizer, scheduler: Any,
-              ema: AveragedModel | None, epoch: int, history: History, best_loss: float) -> None:
+    def _save(
+        self,
+        path: Path,
+        optimizer: torch.optim.Optimizer,
+        scheduler: Any,
+        ema: AveragedModel | None,
+        epoch: int,
+        history: History,
+        best_loss: float,
+    ) -> None:
         optimizer_tensors, optimizer_rest = flatten_optimizer_state(optimizer.state_dict())
-        tensors = {"model": self.model.state_dict(), "optimizer": optimizer_tensors,
-                   "rng": rng_state()}
+        tensors = {
+            "model": self.model.state_dict(),
+            "optimizer": optimizer_tensors,
+            "rng": rng_state(),
+        }
         if ema is not None:
             tensors["ema"] = ema.state_dict()
         metadata = {
@@ -254,8 +277,13 @@ class Trainer:
         }
         save_checkpoint(path, tensors, metadata)
 
-    def _restore(self, path: Path, optimizer: torch.optim.Optimizer, scheduler: Any,
-                 ema: AveragedModel | None) -> tuple[int, History, float]:
+    def _restore(
+        self,
+        path: Path,
+        optimizer: torch.optim.Optimizer,
+        scheduler: Any,
+        ema: AveragedModel | None,
+    ) -> tuple[int, History, float]:
         tensors, metadata = load_checkpoint(path)
         self.model.load_state_dict(tensors["model"])
         optimizer.load_state_dict(
@@ -308,21 +336,22 @@ class Trainer:
         ema = None
         if decay is not None:
             # Buffers (reference energies, scale) are constants: copied, not averaged.
-            ema = AveragedModel(self.model, multi_avg_fn=ema_with_warmup(decay),
-                                use_buffers=False)
+            ema = AveragedModel(self.model, multi_avg_fn=ema_with_warmup(decay), use_buffers=False)
         checkpoints = self.out_dir / "checkpoints"
         if self.rank == 0:
             checkpoints.mkdir(parents=True, exist_ok=True)
         history, best_loss, start_epoch = History(), math.inf, 0
         if resume and (checkpoints / "last.ckpt").exists():
-            last_epoch, history, best_loss = self._restore(checkpoints / "last.ckpt", optimizer,
-                                                           scheduler, ema)
+            last_epoch, history, best_loss = self._restore(
+                checkpoints / "last.ckpt", optimizer, scheduler, ema
+            )
             start_epoch = last_epoch + 1
             logger.info("resumed from epoch %d", last_epoch)
         show = (sys.stderr.isatty() if run.progress is None else run.progress) and self.rank == 0
         board = _tensorboard(self.out_dir) if run.tensorboard and self.rank == 0 else None
-        bar = tqdm(total=run.epochs, initial=start_epoch, desc="training", unit="epoch",
-                   disable=not show)
+        bar = tqdm(
+            total=run.epochs, initial=start_epoch, desc="training", unit="epoch", disable=not show
+        )
         clock = time.perf_counter() - history.seconds
         stale = 0 if history.best_epoch < 0 else start_epoch - 1 - history.best_epoch
         for epoch in range(start_epoch, run.epochs):
@@ -336,15 +365,18 @@ class Trainer:
                 if len(batch) < self.world_size:
                     continue  # a last batch too small to give every process a structure
                 graph, labels = train_set.batch(batch[self.rank :: self.world_size], self.device)
-                prediction = predict(network, graph, forces=True, stress=weights.stress > 0,
-                                     training=True)
-                loss = weighted_loss(prediction, labels, graph, weights,
-                                     num_structures=len(batch) / self.world_size)
+                prediction = predict(
+                    network, graph, forces=True, stress=weights.stress > 0, training=True
+                )
+                loss = weighted_loss(
+                    prediction, labels, graph, weights, num_structures=len(batch) / self.world_size
+                )
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 if self.config.optimizer.gradient_clip is not None:
-                    torch.nn.utils.clip_grad_norm_(self.model.parameters(),
-                                                   self.config.optimizer.gradient_clip)
+                    torch.nn.utils.clip_grad_norm_(
+                        self.model.parameters(), self.config.optimizer.gradient_clip
+                    )
                 optimizer.step()
                 if ema is not None:
                     ema.update_parameters(self.model)
@@ -382,24 +414,41 @@ class Trainer:
                 flag = torch.tensor([float(out_of_time)], device=self.device)
                 dist.broadcast(flag, 0)
                 out_of_time = bool(flag.item())
-            stop_early = (run.early_stopping_patience is not None
-                          and stale >= run.early_stopping_patience)
+            stop_early = (
+                run.early_stopping_patience is not None and stale >= run.early_stopping_patience
+            )
             last = epoch == run.epochs - 1 or out_of_time or stop_early
             if self.rank == 0:
                 if improved:
                     save_model(evaluated, self.out_dir / "best.safetensors")
-                    self._save(checkpoints / "best.ckpt", optimizer, scheduler, ema, epoch,
-                               history, best_loss)
+                    self._save(
+                        checkpoints / "best.ckpt",
+                        optimizer,
+                        scheduler,
+                        ema,
+                        epoch,
+                        history,
+                        best_loss,
+                    )
                 if last or (epoch + 1) % run.checkpoint_every == 0:
-                    self._save(checkpoints / "last.ckpt", optimizer, scheduler, ema, epoch,
-                               history, best_loss)
+                    self._save(
+                        checkpoints / "last.ckpt",
+                        optimizer,
+                        scheduler,
+                        ema,
+                        epoch,
+                        history,
+                        best_loss,
+                    )
                 write_metrics_csv(history, self.out_dir / "metrics.csv")
                 if board is not None:
                     for key, value in row.items():
                         board.add_scalar(key, value, epoch)
             bar.update(1)
-            bar.set_postfix(E_meV=f"{1e3 * valid_metrics['energy_mae']:.1f}",
-                            F_meV=f"{1e3 * valid_metrics.get('forces_mae', math.nan):.1f}")
+            bar.set_postfix(
+                E_meV=f"{1e3 * valid_metrics['energy_mae']:.1f}",
+                F_meV=f"{1e3 * valid_metrics.get('forces_mae', math.nan):.1f}",
+            )
             logger.info("epoch %d %s", epoch, row)
             if out_of_time or stop_early:
                 history.stopped = "time_budget" if out_of_time else "early_stopping"
@@ -499,13 +548,23 @@ def fit(
     with tempfile.TemporaryDirectory() as tmp:
         config = TrainConfig(
             loss=dataclasses.replace(
-                TrainConfig().loss, energy_weight=weights.energy, forces_weight=weights.forces,
-                stress_weight=weights.stress, kind=weights.kind, huber_delta=weights.huber_delta,
+                TrainConfig().loss,
+                energy_weight=weights.energy,
+                forces_weight=weights.forces,
+                stress_weight=weights.stress,
+                kind=weights.kind,
+                huber_delta=weights.huber_delta,
             ),
             optimizer=OptimizerConfig(learning_rate=learning_rate),
-            run=RunConfig(epochs=epochs, batch_size=batch_size, time_budget=time_budget,
-                          dtype="float64" if resolve_dtype(dtype) == torch.float64 else "float32",
-                          device=str(device), seed=seed, progress=progress,
-                          out_dir=str(out_dir or tmp)),
+            run=RunConfig(
+                epochs=epochs,
+                batch_size=batch_size,
+                time_budget=time_budget,
+                dtype="float64" if resolve_dtype(dtype) == torch.float64 else "float32",
+                device=str(device),
+                seed=seed,
+                progress=progress,
+                out_dir=str(out_dir or tmp),
+            ),
         )
         return Trainer(model, config).fit(train, valid)

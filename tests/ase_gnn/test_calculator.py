@@ -33,7 +33,9 @@ def _rattled(seed: int = 0):
 def test_results_have_ase_types_shapes_and_units(cu_model) -> None:
     atoms = _rattled()
     atoms.calc = GNNCalculator(cu_model, dtype="float64")
-    atoms.calc.calculate_properties(atoms, ["energy", "free_energy", "energies", "forces", "stress"])
+    atoms.calc.calculate_properties(
+        atoms, ["energy", "free_energy", "energies", "forces", "stress"]
+    )
     results = atoms.calc.results
     assert isinstance(results["energy"], float) and results["free_energy"] == results["energy"]
     assert results["forces"].shape == (32, 3) and results["forces"].dtype == np.float64
@@ -43,13 +45,16 @@ def test_results_have_ase_types_shapes_and_units(cu_model) -> None:
 
 def test_stress_is_voigt_ordered_xx_yy_zz_yz_xz_xy(cu_model) -> None:
     atoms = _rattled()
-    atoms.set_cell(atoms.cell[:] @ np.array([[1, 0.05, 0.02], [0, 1, 0.03], [0, 0, 1]]),
-                   scale_atoms=True)
+    atoms.set_cell(
+        atoms.cell[:] @ np.array([[1, 0.05, 0.02], [0, 1, 0.03], [0, 0, 1]]), scale_atoms=True
+    )
     atoms.calc = GNNCalculator(cu_model, dtype="float64")
     full = atoms.get_stress(voigt=False)
     xx, yy, zz, yz, xz, xy = atoms.get_stress()
-    assert np.allclose([xx, yy, zz, yz, xz, xy],
-                       [full[0, 0], full[1, 1], full[2, 2], full[1, 2], full[0, 2], full[0, 1]])
+    assert np.allclose(
+        [xx, yy, zz, yz, xz, xy],
+        [full[0, 0], full[1, 1], full[2, 2], full[1, 2], full[0, 2], full[0, 1]],
+    )
 
 
 def test_expanded_crystal_has_tensile_stress_sign_like_emt() -> None:
@@ -95,7 +100,9 @@ def test_one_model_call_per_md_step(cu_model, monkeypatch) -> None:
     atoms.calc = GNNCalculator(cu_model)
     calls = []
     original = atoms.calc.model.forward
-    monkeypatch.setattr(atoms.calc.model, "forward", lambda *a, **k: calls.append(1) or original(*a, **k))
+    monkeypatch.setattr(
+        atoms.calc.model, "forward", lambda *a, **k: calls.append(1) or original(*a, **k)
+    )
     dyn = VelocityVerlet(atoms, timestep=1 * units.fs)
     dyn.attach(lambda: (atoms.get_potential_energy(), atoms.get_stress()), interval=1)
     dyn.run(5)
@@ -170,6 +177,10 @@ def test_registered_as_an_ase_plugin() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "GNNCalculator"
-    info = subprocess.run([sys.executable, "-m", "ase", "info", "--plugins"],
-                          capture_output=True, text=True, check=True)
+    info = subprocess.run(
+        [sys.executable, "-m", "ase", "info", "--plugins"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert "ase_gnn" in info.stdout

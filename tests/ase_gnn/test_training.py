@@ -78,6 +78,5 @@ def test_training_in_float64_gives_a_float64_model(cu_data) -> None:
 
 def test_time_budget_stops_training(cu_data) -> None:
     model = SchNet(["Cu"], cutoff=4.0, hidden_channels=8, num_interactions=1)
-    history = fit(model, cu_data[:8], cu_data[8:10], epochs=10_000, time_budget=0.0,
-                  progress=False)
+    history = fit(model, cu_data[:8], cu_data[8:10], epochs=10_000, time_budget=0.0, progress=False)
     assert len(history.train_loss) == 1

@@ -27,13 +27,15 @@ def test_every_config_field_is_documented() -> None:
     source = Path(module.__file__).read_text()
     for section in TrainConfig().to_dict().values():
         for key in section:
-            assert f'    {key}:' in source
+            assert f"    {key}:" in source
             block = source.split(f"    {key}:", 1)[1].split("\n", 2)
             assert block[1].strip().startswith('"""'), f"{key} lacks a docstring"
 
 
 def test_unknown_key_names_it_and_suggests_the_closest() -> None:
-    with pytest.raises(ValueError, match=r"'forces_wieght' in \[loss\]; did you mean 'forces_weight'"):
+    with pytest.raises(
+        ValueError, match=r"'forces_wieght' in \[loss\]; did you mean 'forces_weight'"
+    ):
         config_from_dict({"data": {"train": "x"}, "loss": {"forces_wieght": 1.0}})
     with pytest.raises(ValueError, match=r"unknown key 'optimiser'.*'optimizer'"):
         config_from_dict({"data": {"train": "x"}, "optimiser": {}})
@@ -41,8 +43,9 @@ def test_unknown_key_names_it_and_suggests_the_closest() -> None:
 
 def test_unknown_architecture_hyperparameter_is_rejected() -> None:
     with pytest.raises(ValueError, match="'hidden_chanels'.*did you mean 'hidden_channels'"):
-        config_from_dict({"data": {"train": "x"},
-                          "model": {"hyperparameters": {"hidden_chanels": 8}}})
+        config_from_dict(
+            {"data": {"train": "x"}, "model": {"hyperparameters": {"hidden_chanels": 8}}}
+        )
 
 
 def test_bad_values_are_rejected() -> None:
@@ -55,10 +58,16 @@ def test_bad_values_are_rejected() -> None:
 
 
 def test_overrides_parse_toml_values_and_bare_strings() -> None:
-    values = apply_overrides({"run": {"epochs": 3}}, [
-        "run.epochs=7", "optimizer.name=adamw", "run.time_budget=1.5",
-        "model.hyperparameters={hidden_channels=8}", "data.train=some/file.extxyz",
-    ])
+    values = apply_overrides(
+        {"run": {"epochs": 3}},
+        [
+            "run.epochs=7",
+            "optimizer.name=adamw",
+            "run.time_budget=1.5",
+            "model.hyperparameters={hidden_channels=8}",
+            "data.train=some/file.extxyz",
+        ],
+    )
     config = config_from_dict(values)
     assert config.run.epochs == 7 and config.optimizer.name == "adamw"
     assert config.run.time_budget == 1.5

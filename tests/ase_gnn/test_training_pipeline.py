@@ -15,6 +15,7 @@ from ase import Atoms
 from ase.calculators.emt import EMT
 
 from ase_gnn import read_metadata
+from ase_gnn.forces import predict
 from ase_gnn.generate import generate_emt, write_dataset
 from ase_gnn.testing import tiny_model
 from ase_gnn.training import (
@@ -29,7 +30,6 @@ from ase_gnn.training import (
 )
 from ase_gnn.training.data import collate, isolated_atom_energies, split
 from ase_gnn.training.loss import LossWeights, per_structure_loss, weighted_loss
-from ase_gnn.forces import predict
 
 
 @pytest.fixture(scope="module")
@@ -38,8 +38,10 @@ def data() -> list[Atoms]:
 
 
 def _config(tmp_path: Path, **sections) -> object:
-    values = {"data": {"train": "unused"}, "run": {"out_dir": str(tmp_path), "epochs": 2,
-                                                    "batch_size": 4, "progress": False}}
+    values = {
+        "data": {"train": "unused"},
+        "run": {"out_dir": str(tmp_path), "epochs": 2, "batch_size": 4, "progress": False},
+    }
     for name, section in sections.items():
         values.setdefault(name, {}).update(section)
     return config_from_dict(values)
@@ -138,8 +140,9 @@ def test_structure_weights_scale_their_loss_and_zero_removes_it(data) -> None:
     graph, labels = _batch(data, model)
     prediction = predict(model, graph)
     per = per_structure_loss(prediction, labels, graph, LossWeights())
-    weighted = dataclasses.replace(labels, weight=torch.tensor([0.0, 1.0, 2.0, 1.0],
-                                                               dtype=torch.float64))
+    weighted = dataclasses.replace(
+        labels, weight=torch.tensor([0.0, 1.0, 2.0, 1.0], dtype=torch.float64)
+    )
     loss = weighted_loss(prediction, weighted, graph, LossWeights())
     assert float(loss) == pytest.approx(float((per * weighted.weight).mean()))
 
@@ -149,11 +152,13 @@ def test_huber_is_quadratic_for_small_and_linear_for_large_errors(data) -> None:
     graph, labels = _batch(data, model)
     prediction = predict(model, graph)
     mse = per_structure_loss(prediction, labels, graph, LossWeights(forces=0.0))
-    huber = per_structure_loss(prediction, labels, graph,
-                               LossWeights(forces=0.0, kind="huber", huber_delta=1e3))
+    huber = per_structure_loss(
+        prediction, labels, graph, LossWeights(forces=0.0, kind="huber", huber_delta=1e3)
+    )
     assert torch.allclose(huber, 0.5 * mse)
-    tiny_delta = per_structure_loss(prediction, labels, graph,
-                                    LossWeights(forces=0.0, kind="huber", huber_delta=1e-9))
+    tiny_delta = per_structure_loss(
+        prediction, labels, graph, LossWeights(forces=0.0, kind="huber", huber_delta=1e-9)
+    )
     assert torch.all(tiny_delta < mse)
 
 
@@ -168,11 +173,18 @@ def test_stress_term_skips_structures_without_stress(data) -> None:
 
 
 # -- optimisation ---------------------------------------------------------------------------------
-@pytest.mark.parametrize("optimizer", [{"name": "adam"}, {"name": "adamw", "weight_decay": 0.01},
-                                       {"name": "sgd", "nesterov": True, "learning_rate": 1e-3}])
+@pytest.mark.parametrize(
+    "optimizer",
+    [
+        {"name": "adam"},
+        {"name": "adamw", "weight_decay": 0.01},
+        {"name": "sgd", "nesterov": True, "learning_rate": 1e-3},
+    ],
+)
 def test_every_optimizer_reduces_the_training_loss(tmp_path, data, optimizer) -> None:
-    config = _config(tmp_path, optimizer={**optimizer, "ema_decay": None},
-                     run={"epochs": 4, "dtype": "float64"})
+    config = _config(
+        tmp_path, optimizer={**optimizer, "ema_decay": None}, run={"epochs": 4, "dtype": "float64"}
+    )
     model = tiny_model("SchNet", ["Cu"])
     prepare_model(model, data[:16], "fit")
     history = Trainer(model, config).fit(data[:16], data[16:])
@@ -180,8 +192,12 @@ def test_every_optimizer_reduces_the_training_loss(tmp_path, data, optimizer) ->
 
 
 def test_cosine_schedule_warms_up_then_decays(tmp_path, data) -> None:
-    config = _config(tmp_path, schedule={"name": "cosine", "warmup_epochs": 2},
-                     optimizer={"learning_rate": 1e-2}, run={"epochs": 6})
+    config = _config(
+        tmp_path,
+        schedule={"name": "cosine", "warmup_epochs": 2},
+        optimizer={"learning_rate": 1e-2},
+        run={"epochs": 6},
+    )
     model = tiny_model("SchNet", ["Cu"])
     rates = [row["learning_rate"] for row in Trainer(model, config).fit(data[:8], data[8:12]).rows]
     assert rates[0] < rates[1] < rates[2] == pytest.approx(1e-2)
@@ -189,12 +205,17 @@ def test_cosine_schedule_warms_up_then_decays(tmp_path, data) -> None:
 
 
 def test_step_schedule_and_late_switch_set_the_learning_rate(tmp_path, data) -> None:
-    config = _config(tmp_path, schedule={"name": "step", "step_size": 1, "factor": 0.5},
-                     optimizer={"learning_rate": 1e-2},
-                     loss={"switch_epoch": 2, "switch_learning_rate": 1e-4},
-                     run={"epochs": 3})
-    rates = [row["learning_rate"] for row in
-             Trainer(tiny_model("SchNet", ["Cu"]), config).fit(data[:8], data[8:12]).rows]
+    config = _config(
+        tmp_path,
+        schedule={"name": "step", "step_size": 1, "factor": 0.5},
+        optimizer={"learning_rate": 1e-2},
+        loss={"switch_epoch": 2, "switch_learning_rate": 1e-4},
+        run={"epochs": 3},
+    )
+    rates = [
+        row["learning_rate"]
+        for row in Trainer(tiny_model("SchNet", ["Cu"]), config).fit(data[:8], data[8:12]).rows
+    ]
     assert rates[:2] == pytest.approx([1e-2, 5e-3]) and rates[2] == pytest.approx(1e-4)
 
 
@@ -217,16 +238,27 @@ def test_saved_model_holds_the_averaged_not_the_raw_weights(tmp_path, data) -> N
 
 
 def test_early_stopping_ends_a_run_without_improvement(tmp_path, data) -> None:
-    config = _config(tmp_path, optimizer={"learning_rate": 0.0, "ema_decay": None},
-                     run={"epochs": 50, "early_stopping_patience": 2})
+    config = _config(
+        tmp_path,
+        optimizer={"learning_rate": 0.0, "ema_decay": None},
+        run={"epochs": 50, "early_stopping_patience": 2},
+    )
     history = Trainer(tiny_model("SchNet", ["Cu"]), config).fit(data[:8], data[8:12])
     assert history.stopped == "early_stopping" and len(history.rows) == 3
 
 
 def test_gradient_clipping_bounds_the_update(tmp_path, data) -> None:
-    config = _config(tmp_path, optimizer={"name": "sgd", "momentum": 0.0, "learning_rate": 1.0,
-                                          "gradient_clip": 1e-3, "ema_decay": None},
-                     run={"epochs": 1, "batch_size": 24})
+    config = _config(
+        tmp_path,
+        optimizer={
+            "name": "sgd",
+            "momentum": 0.0,
+            "learning_rate": 1.0,
+            "gradient_clip": 1e-3,
+            "ema_decay": None,
+        },
+        run={"epochs": 1, "batch_size": 24},
+    )
     model = tiny_model("SchNet", ["Cu"])
     before = torch.cat([p.detach().flatten().clone() for p in model.parameters()])
     Trainer(model, config).fit(data, data[:4])
@@ -234,21 +266,42 @@ def test_gradient_clipping_bounds_the_update(tmp_path, data) -> None:
     assert float((after - before).norm()) <= 1e-3 * (1 + 1e-5)
 
 
-# -- the whole job ----------------------------------------------------------------------------------
+# -- the whole job -------------------------------------------------------------------------
 def test_train_from_config_writes_model_metrics_and_plots(tmp_path, data) -> None:
     write_dataset(data, tmp_path / "cu.extxyz")
-    config = config_from_dict({
-        "model": {"cutoff": 4.0, "hyperparameters": {"hidden_channels": 8, "num_interactions": 1}},
-        "data": {"train": str(tmp_path / "cu.extxyz"), "valid_fraction": 0.25,
-                 "test_fraction": 0.25},
-        "loss": {"stress_weight": 1.0},
-        "run": {"epochs": 3, "batch_size": 4, "out_dir": str(tmp_path / "run"), "progress": False},
-    })
+    config = config_from_dict(
+        {
+            "model": {
+                "cutoff": 4.0,
+                "hyperparameters": {"hidden_channels": 8, "num_interactions": 1},
+            },
+            "data": {
+                "train": str(tmp_path / "cu.extxyz"),
+                "valid_fraction": 0.25,
+                "test_fraction": 0.25,
+            },
+            "loss": {"stress_weight": 1.0},
+            "run": {
+                "epochs": 3,
+                "batch_size": 4,
+                "out_dir": str(tmp_path / "run"),
+                "progress": False,
+            },
+        }
+    )
     model, history, metrics = train_from_config(config, log=lambda text: None)
     out = tmp_path / "run"
-    for name in ("model.safetensors", "best.safetensors", "metrics.csv", "config.json",
-                 "learning_curve.png", "parity.png", "checkpoints/last.ckpt",
-                 "checkpoints/best.ckpt", "final_metrics.json"):
+    for name in (
+        "model.safetensors",
+        "best.safetensors",
+        "metrics.csv",
+        "config.json",
+        "learning_curve.png",
+        "parity.png",
+        "checkpoints/last.ckpt",
+        "checkpoints/best.ckpt",
+        "final_metrics.json",
+    ):
         assert (out / name).stat().st_size > 0, name
     rows = list(csv.DictReader(open(out / "metrics.csv")))
     assert len(rows) == 3

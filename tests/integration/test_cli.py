@@ -18,15 +18,45 @@ def test_generate_train_md_round_trip(tmp_path: Path, capsys) -> None:
     data = tmp_path / "cu.extxyz"
     assert main(["generate", "emt", "--structures", "12", "--out", str(data)]) == 0
     run = tmp_path / "run"
-    assert main(["train", "--set", f"data.train='{data}'", "--set", f"run.out_dir='{run}'",
-                 "--set", "run.epochs=2", "--set", "model.cutoff=4.0",
-                 "--set", "model.hyperparameters={hidden_channels=8, num_interactions=1}"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--set",
+                f"data.train='{data}'",
+                "--set",
+                f"run.out_dir='{run}'",
+                "--set",
+                "run.epochs=2",
+                "--set",
+                "model.cutoff=4.0",
+                "--set",
+                "model.hyperparameters={hidden_channels=8, num_interactions=1}",
+            ]
+        )
+        == 0
+    )
     model_path = run / "model.safetensors"
     model = load_model(model_path)
     assert model.species_symbols == ["Cu"] and model.cutoff == 4.0
     trajectory = tmp_path / "md.extxyz"
-    assert main(["md", str(model_path), "--repeat", "2", "--steps", "4", "--interval", "2",
-                 "--out", str(trajectory)]) == 0
+    assert (
+        main(
+            [
+                "md",
+                str(model_path),
+                "--repeat",
+                "2",
+                "--steps",
+                "4",
+                "--interval",
+                "2",
+                "--out",
+                str(trajectory),
+            ]
+        )
+        == 0
+    )
     assert trajectory.exists()
     assert "drift" in capsys.readouterr().out
     assert main(["evaluate", str(model_path), str(data), "--out", str(tmp_path / "eval")]) == 0
@@ -51,10 +81,21 @@ def test_console_script_lists_its_commands() -> None:
 
 
 def test_demo_runs_end_to_end_and_beats_a_constant_model(tmp_path: Path) -> None:
-    summary = run_demo(tmp_path, num_structures=40, train_seconds=15, md_steps=40,
-                       progress=False, log=lambda line: None)
-    for name in ("cu_schnet.safetensors", "parity.png", "learning_curve.png", "summary.json",
-                 "cu_emt.extxyz"):
+    summary = run_demo(
+        tmp_path,
+        num_structures=40,
+        train_seconds=15,
+        md_steps=40,
+        progress=False,
+        log=lambda line: None,
+    )
+    for name in (
+        "cu_schnet.safetensors",
+        "parity.png",
+        "learning_curve.png",
+        "summary.json",
+        "cu_emt.extxyz",
+    ):
         assert (tmp_path / name).stat().st_size > 0
     assert json.loads((tmp_path / "summary.json").read_text()) == pytest.approx(summary)
     # a model predicting zero force would have a force MAE near the data's mean |F| (~0.3 eV/Å)

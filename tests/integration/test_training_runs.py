@@ -49,8 +49,16 @@ def _env() -> dict[str, str]:
 
 
 def _train(workdir: Path, out: str, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "ase_gnn", "train", str(workdir / "config.toml"),
-            "--set", f"run.out_dir='{workdir / out}'", *extra]
+    return [
+        sys.executable,
+        "-m",
+        "ase_gnn",
+        "train",
+        str(workdir / "config.toml"),
+        "--set",
+        f"run.out_dir='{workdir / out}'",
+        *extra,
+    ]
 
 
 def _rows(path: Path) -> list[dict[str, str]]:
@@ -68,8 +76,9 @@ def test_resume_after_sigkill_reaches_bit_identical_weights(workdir: Path) -> No
     (workdir / "config.toml").write_text(CONFIG.format(epochs=6))
     subprocess.run(_train(workdir, "straight"), env=_env(), check=True, capture_output=True)
 
-    process = subprocess.Popen(_train(workdir, "killed"), env=_env(),
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        _train(workdir, "killed"), env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     metrics = workdir / "killed" / "metrics.csv"
     deadline = time.monotonic() + 300
     while len(_rows(metrics)) < 2 and process.poll() is None and time.monotonic() < deadline:
@@ -80,34 +89,51 @@ def test_resume_after_sigkill_reaches_bit_identical_weights(workdir: Path) -> No
     assert process.wait() == -signal.SIGKILL
     assert len(_rows(metrics)) < 6, "the run finished before it could be killed"
 
-    subprocess.run(_train(workdir, "killed", "--resume"), env=_env(), check=True,
-                   capture_output=True)
-    straight, resumed = (load_file(str(workdir / d / "model.safetensors"))
-                         for d in ("straight", "killed"))
+    subprocess.run(
+        _train(workdir, "killed", "--resume"), env=_env(), check=True, capture_output=True
+    )
+    straight, resumed = (
+        load_file(str(workdir / d / "model.safetensors")) for d in ("straight", "killed")
+    )
     assert straight.keys() == resumed.keys()
     for name in straight:
         assert torch.equal(straight[name], resumed[name]), name
     assert _without_time(_rows(workdir / "straight" / "metrics.csv")) == _without_time(
-        _rows(metrics))
+        _rows(metrics)
+    )
 
 
 def test_two_process_ddp_matches_one_process_with_the_same_global_batch(workdir: Path) -> None:
     (workdir / "config.toml").write_text(CONFIG.format(epochs=3))
     subprocess.run(_train(workdir, "single"), env=_env(), check=True, capture_output=True)
-    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-                "--nproc_per_node=2", "-m", "ase_gnn", "train", str(workdir / "config.toml"),
-                "--set", f"run.out_dir='{workdir / 'ddp'}'"]
+    torchrun = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        "-m",
+        "ase_gnn",
+        "train",
+        str(workdir / "config.toml"),
+        "--set",
+        f"run.out_dir='{workdir / 'ddp'}'",
+    ]
     result = subprocess.run(torchrun, env=_env(), capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-3000:]
-    single, parallel = (load_file(str(workdir / d / "model.safetensors")) for d in ("single", "ddp"))
+    single, parallel = (
+        load_file(str(workdir / d / "model.safetensors")) for d in ("single", "ddp")
+    )
     for name in single:
         torch.testing.assert_close(parallel[name], single[name], rtol=1e-9, atol=1e-10)
-    rows_single, rows_ddp = _rows(workdir / "single" / "metrics.csv"), _rows(
-        workdir / "ddp" / "metrics.csv")
+    rows_single, rows_ddp = (
+        _rows(workdir / "single" / "metrics.csv"),
+        _rows(workdir / "ddp" / "metrics.csv"),
+    )
     assert len(rows_single) == len(rows_ddp) == 3
     for a, b in zip(rows_single, rows_ddp):
-        assert float(a["valid_forces_mae"]) == pytest.approx(float(b["valid_forces_mae"]),
-                                                             rel=1e-8)
+        assert float(a["valid_forces_mae"]) == pytest.approx(float(b["valid_forces_mae"]), rel=1e-8)
     # only rank 0 wrote files: one model, one metrics file, no per-rank leftovers
     assert sorted(p.name for p in (workdir / "ddp").iterdir()) == sorted(
-        p.name for p in (workdir / "single").iterdir())
+        p.name for p in (workdir / "single").iterdir()
+    )
