@@ -421,18 +421,10 @@ class Trainer:
             if self.rank == 0:
                 if improved:
                     save_model(evaluated, self.out_dir / "best.safetensors")
+                due = last or (epoch + 1) % run.checkpoint_every == 0
+                for name in ["best"] * improved + ["last"] * due:
                     self._save(
-                        checkpoints / "best.ckpt",
-                        optimizer,
-                        scheduler,
-                        ema,
-                        epoch,
-                        history,
-                        best_loss,
-                    )
-                if last or (epoch + 1) % run.checkpoint_every == 0:
-                    self._save(
-                        checkpoints / "last.ckpt",
+                        checkpoints / f"{name}.ckpt",
                         optimizer,
                         scheduler,
                         ema,
