@@ -153,13 +153,6 @@ class EnergyModel(nn.Module, ABC):
             energies = energies / atoms_per_graph(graph)[graph.batch].to(energies.dtype)
         return energies
 
-    def isolated_atom_outputs(self, dtype: torch.dtype, device: torch.device) -> Tensor:
-        """Raw outputs ε_iso ``[S]`` of one isolated atom of every species."""
-        graph = self._isolated_atoms(dtype, device)
-        return self.interaction_energies(
-            graph, torch.arange(graph.num_atoms, device=device), edge_weight=None
-        )
-
     def _isolated_atoms(self, dtype: torch.dtype, device: torch.device) -> AtomicGraph:
         """One structure of S atoms, one per species in ``species`` order, without edges."""
         num = len(self.species)
