@@ -58,6 +58,9 @@ def parse_args() -> argparse.Namespace:
         "--seconds", type=float, default=6.0, help="timed seconds per case (at least 3 steps)"
     )
     parser.add_argument("--threads", type=int, default=1, help="torch and BLAS threads")
+    parser.add_argument(
+        "--models", nargs="+", default=["SchNet"], help="architectures at default size"
+    )
     parser.add_argument("--max-steps", type=int, default=30, help="timed steps per case, at most")
     parser.add_argument("--no-emt", action="store_true", help="skip the EMT reference")
     parser.add_argument("--seed", type=int, default=0)
@@ -103,15 +106,8 @@ def run_worker(args: argparse.Namespace) -> None:
     from ase.calculators.emt import EMT
 
     import ase_gnn
+    from ase_gnn.md import thermalize_momenta
     from ase_gnn.neighbors import graph_from_atoms
-
-    try:  # ASE >= 3.29 deprecates MaxwellBoltzmannDistribution
-        from ase.md.velocitydistribution import thermalize_momenta
-    except ImportError:  # older ASE
-        from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
-
-        def thermalize_momenta(atoms, temperature_K, *, rng=None):  # type: ignore[no-untyped-def,misc]  # signature of the newer function
-            MaxwellBoltzmannDistribution(atoms, temperature_K=temperature_K, rng=rng)
 
     torch.set_num_threads(args.threads)
     name, size = args.worker.split(":")
@@ -124,8 +120,9 @@ def run_worker(args: argparse.Namespace) -> None:
         calc = EMT()
     else:
         torch.manual_seed(args.seed)
-        model = ase_gnn.SchNet(species=["Cu"], cutoff=CUTOFF)
-        calc = ase_gnn.GNNCalculator(model, dtype=name.removeprefix("schnet_"))
+        architecture, dtype = name.rsplit("_", 1)
+        model = ase_gnn.ARCHITECTURES[architecture](species=["Cu"], cutoff=CUTOFF)
+        calc = ase_gnn.GNNCalculator(model, dtype=dtype)
         case.info = {
             "torch": torch.__version__,
             "threads": torch.get_num_threads(),
@@ -199,7 +196,9 @@ def main() -> None:
     if args.worker:
         run_worker(args)
         return
-    names = ([] if args.no_emt else ["emt"]) + [f"schnet_{d}" for d in args.dtypes]
+    names = ([] if args.no_emt else ["emt"]) + [
+        f"{model}_{dtype}" for model in args.models for dtype in args.dtypes
+    ]
     cases: list[Case] = []
     total_start = time.perf_counter()
     for num_atoms in args.sizes:
@@ -267,7 +266,7 @@ def report(cases: list[Case]) -> None:
                 f"  {name}: µs/atom {values} for N = {list(per_atom)}; "
                 f"{large}/{small} = {growth:.2f} (target flat, <= 1.25): {verdict}"
             )
-        if name == "schnet_float32" and 500 in by_size and 500 in emt:
+        if name == "SchNet_float32" and 500 in by_size and 500 in emt:
             ratio = by_size[500].step / emt[500].step
             verdict = "PASS" if ratio <= 2.0 else "FAIL"
             print(f"  {name}: step {ratio:.2f}x EMT at 500 atoms (target <= 2x): {verdict}")
