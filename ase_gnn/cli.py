@@ -19,6 +19,12 @@ def _generate(args: argparse.Namespace) -> None:
             data = generate.generate_emt(elements[0], args.structures, seed=args.seed)
         else:
             data = generate.generate_emt_alloy(elements, args.structures, seed=args.seed)
+    elif args.kind == "xtb":
+        from ase_gnn.molecules import generate_xtb
+
+        data = generate_xtb(
+            args.molecule, args.structures, seed=args.seed, temperature_K=args.temperature
+        )
     elif args.kind == "lj":
         data = generate.generate_lennard_jones(args.structures, seed=args.seed)
     else:
@@ -117,7 +123,13 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     gen = commands.add_parser("generate", help="generate labelled data with an ASE calculator")
-    gen.add_argument("kind", choices=["emt", "lj", "morse"])
+    gen.add_argument(
+        "kind",
+        choices=["emt", "lj", "morse", "xtb"],
+        help="xtb: GFN2-xTB MD of a molecule (needs tblite; set OMP_NUM_THREADS=1)",
+    )
+    gen.add_argument("--molecule", default="CH3CH2OH", help="G2 molecule name for xtb")
+    gen.add_argument("--temperature", type=float, default=500.0, help="xtb MD temperature, K")
     gen.add_argument("--element", default="Cu", help="EMT metal, or comma-separated alloy")
     gen.add_argument("--structures", type=int, default=300)
     gen.add_argument("--seed", type=int, default=0)

@@ -101,3 +101,15 @@ def test_demo_runs_end_to_end_and_beats_a_constant_model(tmp_path: Path) -> None
     # a model predicting zero force would have a force MAE near the data's mean |F| (~0.3 eV/Å)
     assert summary["test_forces_mae_meV_per_A"] < 150
     assert abs(summary["nve_drift_meV_per_atom_per_ps"]) < 5
+
+
+def test_generate_xtb_writes_labelled_molecules(tmp_path: Path) -> None:
+    pytest.importorskip("tblite")
+    out = tmp_path / "ethanol.extxyz"
+    assert (
+        main(["generate", "xtb", "--molecule", "H2O", "--structures", "3", "--out", str(out)]) == 0
+    )
+    from ase.io import read
+
+    frames = read(out, index=":")
+    assert len(frames) == 3 and frames[0].get_forces().shape == (3, 3)

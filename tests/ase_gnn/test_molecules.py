@@ -1,0 +1,57 @@
+"""GFN2-xTB molecular data (skipped without tblite)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from ase.io import read, write
+
+from ase_gnn import GNNCalculator
+from ase_gnn.testing import tiny_model
+
+tblite = pytest.importorskip("tblite")
+
+from ase_gnn.molecules import generate_xtb  # noqa: E402 - after the skip
+
+
+@pytest.fixture(scope="module")
+def ethanol():
+    return generate_xtb("CH3CH2OH", 6, seed=2, progress=False)
+
+
+def test_labels_equal_a_fresh_gfn2_evaluation(ethanol) -> None:
+    from tblite.ase import TBLite
+
+    for atoms in ethanol[:2]:
+        fresh = atoms.copy()
+        fresh.calc = TBLite(method="GFN2-xTB", verbosity=0)
+        assert fresh.get_potential_energy() == pytest.approx(atoms.get_potential_energy(), abs=1e-6)
+        assert np.abs(fresh.get_forces() - atoms.get_forces()).max() < 1e-4
+
+
+def test_snapshots_are_distinct_with_consistent_partitions(ethanol) -> None:
+    energies = [a.get_potential_energy() for a in ethanol]
+    assert len(set(energies)) == len(energies)
+    for atoms in ethanol:
+        assert abs(atoms.get_potential_energies().sum() - atoms.get_potential_energy()) < 1e-8
+        assert abs(atoms.get_charges().sum()) < 1e-6  # a neutral molecule
+        assert not atoms.pbc.any()
+
+
+def test_same_seed_gives_the_same_data(ethanol) -> None:
+    again = generate_xtb("CH3CH2OH", 2, seed=2, progress=False)
+    assert np.array_equal(again[1].positions, ethanol[1].positions)
+
+
+def test_extxyz_round_trip_and_model_evaluation(tmp_path, ethanol) -> None:
+    write(tmp_path / "ethanol.extxyz", ethanol)
+    back = read(tmp_path / "ethanol.extxyz", index=":")
+    assert back[3].get_potential_energy() == pytest.approx(ethanol[3].get_potential_energy())
+    atoms = back[0]
+    atoms.calc = GNNCalculator(tiny_model("SchNet", ["H", "C", "O"]))
+    assert atoms.get_forces().shape == (9, 3)
+
+
+def test_unknown_molecule_is_a_clear_error() -> None:
+    with pytest.raises(ValueError, match="unknown molecule 'ethanol'.*CH3CH2OH"):
+        generate_xtb("ethanol", 1, progress=False)
