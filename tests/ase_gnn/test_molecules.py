@@ -39,8 +39,11 @@ def test_snapshots_are_distinct_with_consistent_partitions(ethanol) -> None:
 
 
 def test_same_seed_gives_the_same_data(ethanol) -> None:
+    # bitwise with OMP_NUM_THREADS=1; with more threads tblite's sums round differently
     again = generate_xtb("CH3CH2OH", 2, seed=2, progress=False)
-    assert np.array_equal(again[1].positions, ethanol[1].positions)
+    np.testing.assert_allclose(again[1].positions, ethanol[1].positions, atol=1e-6)
+    other = generate_xtb("CH3CH2OH", 2, seed=3, progress=False)
+    assert np.abs(other[1].positions - ethanol[1].positions).max() > 1e-3
 
 
 def test_extxyz_round_trip_and_model_evaluation(tmp_path, ethanol) -> None:
