@@ -8,8 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
-from ase import Atoms
 from ase.build import bulk
 from ase.calculators.emt import EMT
 
@@ -18,18 +16,10 @@ from ase_gnn.generate import generate_emt, write_dataset
 from ase_gnn.io import save_model
 from ase_gnn.md import run_nve
 from ase_gnn.models.schnet import SchNet
-from ase_gnn.plots import learning_curve_plot, parity_plot
+from ase_gnn.plots import learning_curve_plot
 from ase_gnn.training import GraphDataset, evaluate, fit
-
-
-def _split(
-    structures: list[Atoms], fractions: tuple[float, float], seed: int
-) -> tuple[list[Atoms], list[Atoms], list[Atoms]]:
-    order = np.random.default_rng(seed).permutation(len(structures))
-    n_valid = max(1, int(fractions[0] * len(structures)))
-    n_test = max(1, int(fractions[1] * len(structures)))
-    pick = [structures[i] for i in order]
-    return pick[n_valid + n_test :], pick[:n_valid], pick[n_valid : n_valid + n_test]
+from ase_gnn.training.data import split
+from ase_gnn.training.setup import parity_plots
 
 
 def run_demo(
@@ -72,7 +62,7 @@ def run_demo(
     log(f"[1/4] generating {num_structures} Cu structures with EMT")
     structures = generate_emt("Cu", num_structures, seed=seed, progress=progress)
     write_dataset(structures, out / "cu_emt.extxyz")
-    train, valid, test = _split(structures, (0.1, 0.1), seed)
+    train, valid, test = split(structures, [0.1, 0.1], seed)
 
     log(f"[2/4] training SchNet on {len(train)} structures for up to {train_seconds:.0f} s")
     model = SchNet(species=["Cu"], cutoff=5.0)
@@ -87,7 +77,7 @@ def run_demo(
         f"forces {1e3 * metrics['forces_mae']:.1f} meV/Å"
     )
     learning_curve_plot(history.train_loss, history.valid, out / "learning_curve.png")
-    _parity(model, test, out / "parity.png")
+    parity_plots(model, test, out / "parity.png")
 
     log(f"[3/4] NVE MD, 108 Cu atoms, {md_steps} × {md_timestep_fs} fs at 300 K with the model")
     atoms = bulk("Cu", cubic=True).repeat((3, 3, 3))
@@ -138,30 +128,3 @@ def run_demo(
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     log(f"wrote {out}/: cu_schnet.safetensors, parity.png, learning_curve.png, summary.json")
     return summary
-
-
-def _parity(model: SchNet, test: list[Atoms], path: Path) -> None:
-    calc = GNNCalculator(model, dtype=torch.float64)
-    energies, forces = [], []
-    for atoms in test:
-        predicted = atoms.copy()
-        predicted.calc = calc
-        energies.append(
-            (
-                atoms.get_potential_energy() / len(atoms),
-                predicted.get_potential_energy() / len(atoms),
-            )
-        )
-        forces.append((atoms.get_forces().ravel(), predicted.get_forces().ravel()))
-    e = np.array(energies)
-    parity_plot(
-        {
-            "energy per atom": (e[:, 0], e[:, 1], "eV/atom"),
-            "force components": (
-                np.concatenate([f[0] for f in forces]),
-                np.concatenate([f[1] for f in forces]),
-                "eV/Å",
-            ),
-        },
-        path,
-    )
