@@ -1,4 +1,4 @@
-"""Time one MD step of SchNet (through GNNCalculator) against ASE's EMT on fcc Cu.
+"""Time one MD step of ase-gnn models (through GNNCalculator) against ASE's EMT on fcc Cu.
 
 A "step" is one ``VelocityVerlet`` step of 1 fs (one calculator call: energy, forces and stress).
 For every cell size the script reports the median step time over several steps after warm-up,
@@ -9,6 +9,7 @@ Usage::
 
     python bench/md_step.py                          # 108, 500, 2048 atoms; float32 and float64
     python bench/md_step.py --sizes 500 --seconds 5 --threads 2
+    python bench/md_step.py --models SchNet NequIP --dtypes float32 --compile   # + torch.compile
 
 Every case (calculator, size) runs in a fresh process, so the memory allocator's state left by
 one case cannot slow down the next (it does: up to 2x at 2048 atoms). Threads are fixed through
@@ -60,6 +61,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=1, help="torch and BLAS threads")
     parser.add_argument(
         "--models", nargs="+", default=["SchNet"], help="architectures at default size"
+    )
+    parser.add_argument(
+        "--compile",
+        action="store_true",
+        help="also time every model under GNNCalculator(compile=True) (case suffix +compile)",
     )
     parser.add_argument("--max-steps", type=int, default=30, help="timed steps per case, at most")
     parser.add_argument("--no-emt", action="store_true", help="skip the EMT reference")
@@ -120,9 +126,9 @@ def run_worker(args: argparse.Namespace) -> None:
         calc = EMT()
     else:
         torch.manual_seed(args.seed)
-        architecture, dtype = name.rsplit("_", 1)
+        architecture, dtype = name.removesuffix("+compile").rsplit("_", 1)
         model = ase_gnn.ARCHITECTURES[architecture](species=["Cu"], cutoff=CUTOFF)
-        calc = ase_gnn.GNNCalculator(model, dtype=dtype)
+        calc = ase_gnn.GNNCalculator(model, dtype=dtype, compile=name.endswith("+compile"))
         case.info = {
             "torch": torch.__version__,
             "threads": torch.get_num_threads(),
@@ -196,8 +202,12 @@ def main() -> None:
     if args.worker:
         run_worker(args)
         return
+    suffixes = ["", "+compile"] if args.compile else [""]
     names = ([] if args.no_emt else ["emt"]) + [
-        f"{model}_{dtype}" for model in args.models for dtype in args.dtypes
+        f"{model}_{dtype}{suffix}"
+        for model in args.models
+        for dtype in args.dtypes
+        for suffix in suffixes
     ]
     cases: list[Case] = []
     total_start = time.perf_counter()
@@ -212,11 +222,18 @@ def main() -> None:
                 flush=True,
             )
     info = next((c.info for c in cases if c.info), {})
+    printed: set[str] = set()
     print(
         f"# md_step  python {platform.python_version()}  torch {info.get('torch')}  "
         f"threads={info.get('threads')}  cutoff={CUTOFF}  ase_gnn from {info.get('ase_gnn')}"
     )
-    print(f"# SchNet {info.get('hyperparameters')}  parameters={info.get('parameters')}")
+    for case in cases:
+        if case.info and case.name.split("_")[0] not in printed:
+            printed.add(case.name.split("_")[0])
+            print(
+                f"# {case.name.split('_')[0]} {case.info['hyperparameters']}  "
+                f"parameters={case.info['parameters']}"
+            )
     report(cases)
     print(f"# total wall time {time.perf_counter() - total_start:.0f} s")
 

@@ -147,8 +147,23 @@ class EnergyModel(nn.Module, ABC):
             edge_weight,
         )
         num_atoms = graph.num_atoms
-        raw = raw[:num_atoms] - raw[num_atoms:][species_index]
+        # A one-hot product rather than raw[num_atoms:][species_index]: torch.compile's CPU code
+        # generation fails on the backward (a scatter) of indexing into a one-element tensor.
+        one_hot = torch.nn.functional.one_hot(species_index, isolated.num_atoms).to(raw.dtype)
+        raw = raw[:num_atoms] - one_hot @ raw[num_atoms:]
         energies = self.atomic_energies[species_index] + self.scale * raw
+        if self.readout == "mean":
+            energies = energies / atoms_per_graph(graph)[graph.batch].to(energies.dtype)
+        return energies
+
+    def reference_energies(self, graph: AtomicGraph) -> Tensor:
+        """Local energies ``[N]`` (eV) that the atoms of ``graph`` would have without neighbors.
+
+        E0 of each atom's species (divided by its structure's atom count for the ``"mean"``
+        readout): what :meth:`forward` returns when every ``edge_weight`` is zero, so the energy
+        of "isolated atoms" that ``explain`` takes as its baseline.
+        """
+        energies = self.atomic_energies[self.species_index(graph.species)]
         if self.readout == "mean":
             energies = energies / atoms_per_graph(graph)[graph.batch].to(energies.dtype)
         return energies

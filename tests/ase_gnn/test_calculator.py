@@ -184,3 +184,15 @@ def test_registered_as_an_ase_plugin() -> None:
         check=True,
     )
     assert "ase_gnn" in info.stdout
+
+
+@pytest.mark.parametrize("architecture", ["SchNet", "NequIP"])
+def test_compiled_model_equals_eager_over_changing_sizes(architecture) -> None:
+    model = tiny_model(architecture, ["Cu"], cutoff=4.0).double()
+    eager, compiled = GNNCalculator(model), GNNCalculator(model, compile=True)
+    for repeat in [(2, 2, 2), (2, 2, 3), (1, 2, 2)]:  # dynamic shapes: no recompilation needed
+        atoms = bulk("Cu", cubic=True).repeat(repeat)
+        atoms.rattle(0.05, seed=sum(repeat))
+        for name in ("energy", "forces", "stress", "energies"):
+            expected = eager.get_property(name, atoms)
+            assert np.allclose(compiled.get_property(name, atoms), expected, atol=1e-10), name
