@@ -1,5 +1,43 @@
-"""explain: attributions on atoms and bonds for ase-gnn models (through Captum).
+"""explain: attributions on atoms and bonds for any ase-gnn model, through Captum.
 
-Placeholder package for now; it ships in the same ``ase-gnn`` distribution as ``ase_gnn`` (an
-unrelated PyPI package is also called ``explain``). It imports only ``ase_gnn``'s public API.
+It ships in the same ``ase-gnn`` distribution as ``ase_gnn`` (an unrelated PyPI package is also
+called ``explain``) and imports only ``ase_gnn``'s public API; ``ase_gnn`` never imports it.
+
+Public API::
+
+    Explainer, Attribution                      attributions (explain.explainer, explain.result)
+    Target, Energy, EnergyPerAtom, LocalEnergy,
+    ForceComponent, StressComponent             what is explained (explain.targets)
+    METHODS                                     the methods and their defaults (explain.methods)
+
+Example::
+
+    from explain import Explainer, Energy
+    explainer = Explainer(model, method="integrated_gradients", target=Energy(), level="edge")
+    attribution = explainer.explain(atoms)    # .edge [E], .node [N], .completeness_gap, ...
+    attribution.plot3d("bonds.png")
 """
+
+from explain.explainer import Explainer
+from explain.methods import METHODS
+from explain.result import Attribution
+from explain.targets import (
+    Energy,
+    EnergyPerAtom,
+    ForceComponent,
+    LocalEnergy,
+    StressComponent,
+    Target,
+)
+
+__all__ = [
+    "METHODS",
+    "Attribution",
+    "Energy",
+    "EnergyPerAtom",
+    "Explainer",
+    "ForceComponent",
+    "LocalEnergy",
+    "StressComponent",
+    "Target",
+]

@@ -1,0 +1,313 @@
+"""The attribution methods: Captum's, with explicit defaults, plus a learned soft mask.
+
+Every method takes a :class:`~explain._forward.GateForward`, inputs ``[1, K]`` (all gates 1, or
+the positions), a baseline ``[R, K]`` and bounds the samples per model call by ``batch_size``.
+Captum does the attribution; nothing here re-implements it. Captum's random draws (GradientShap,
+Shapley sampling) use the global generators of torch and numpy, so they run inside
+:func:`seeded`: reproducible from the method's seed, and the caller's random state is restored.
+
+=========================  ==============================================  ===================
+method                     Captum class (defaults)                         levels
+=========================  ==============================================  ===================
+integrated_gradients       IntegratedGradients (n_steps=64, gausslegendre)  edge, atom
+saliency                   Saliency (abs=False: signed gradients)           edge, atom, position
+input_x_gradient           InputXGradient                                   edge, atom
+gradient_shap              GradientShap (n_samples=64, stdevs=0)            edge, atom
+deeplift                   DeepLift: rejected for every ase_gnn model       -
+feature_ablation           FeatureAblation (one bond / atom at a time)      edge, atom
+shapley_value_sampling     ShapleyValueSampling (n_samples=8)               edge, atom
+gnn_explainer              learned soft mask (GNNExplainer for regression)  edge, atom
+=========================  ==============================================  ===================
+
+For the perturbation methods (ablation, Shapley) at edge level the two directions of a bond are
+removed together (a Captum ``feature_mask``), since removing one direction alone is no physical
+change; each direction then gets half of the bond's score.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from captum.attr import (
+    FeatureAblation,
+    GradientShap,
+    InputXGradient,
+    IntegratedGradients,
+    Saliency,
+    ShapleyValueSampling,
+)
+from torch import Tensor, nn
+
+from explain._forward import GateForward
+
+#: ``run(forward, inputs [1, K], baseline [R, K], batch_size, feature_mask, options)``
+#: returns attributions ``[1, K]`` and Captum's convergence delta (or None).
+Runner = Callable[
+    [GateForward, Tensor, Tensor, int, "Tensor | None", Mapping[str, Any]],
+    "tuple[Tensor, float | None]",
+]
+
+
+@contextmanager
+def seeded(seed: int) -> Iterator[None]:
+    """Seed torch's CPU and numpy's global generators; restore both afterwards."""
+    numpy_state = np.random.get_state()  # noqa: NPY002 - saved to be restored
+    with torch.random.fork_rng(devices=[]):
+        torch.default_generator.manual_seed(seed)
+        np.random.seed(seed)  # noqa: NPY002 - Captum draws from numpy's global generator
+        try:
+            yield
+        finally:
+            np.random.set_state(numpy_state)  # noqa: NPY002
+
+
+@dataclass(frozen=True)
+class Method:
+    """One attribution method: what it supports and its defaults."""
+
+    name: str
+    run: Runner
+    levels: tuple[str, ...] = ("edge", "atom")
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+    #: Whether attributions should add up to f(input) − f(baseline).
+    complete: bool = True
+    #: Whether grouping both directions of a bond (``feature_mask``) applies.
+    perturbs: bool = False
+
+
+def _integrated_gradients(
+    forward: GateForward,
+    inputs: Tensor,
+    baseline: Tensor,
+    batch_size: int,
+    feature_mask: Tensor | None,
+    options: Mapping[str, Any],
+) -> tuple[Tensor, float | None]:
+    attributions, delta = IntegratedGradients(forward).attribute(
+        inputs,
+        baselines=baseline[:1],
+        n_steps=options["n_steps"],
+        method=options["integration"],
+        internal_batch_size=batch_size,
+        return_convergence_delta=True,
+    )
+    return attributions, float(delta.abs().max())
+
+
+def _saliency(
+    forward: GateForward,
+    inputs: Tensor,
+    baseline: Tensor,
+    batch_size: int,
+    feature_mask: Tensor | None,
+    options: Mapping[str, Any],
+) -> tuple[Tensor, float | None]:
+    inputs = inputs.detach().requires_grad_()  # as Captum would, without its warning
+    return Saliency(forward).attribute(inputs, abs=options["abs"]), None
+
+
+def _input_x_gradient(
+    forward: GateForward,
+    inputs: Tensor,
+    baseline: Tensor,
+    batch_size: int,
+    feature_mask: Tensor | None,
+    options: Mapping[str, Any],
+) -> tuple[Tensor, float | None]:
+    inputs = inputs.detach().requires_grad_()
+    return InputXGradient(forward).attribute(inputs), None
+
+
+def _gradient_shap(
+    forward: GateForward,
+    inputs: Tensor,
+    baseline: Tensor,
+    batch_size: int,
+    feature_mask: Tensor | None,
+    options: Mapping[str, Any],
+) -> tuple[Tensor, float | None]:
+    # GradientShap is a sample mean; Captum evaluates all samples in one call, so the samples are
+    # drawn in chunks of batch_size and the chunk means averaged (the same estimator).
+    total, drawn = torch.zeros_like(inputs), 0
+    explainer = GradientShap(forward)
+    with seeded(options["seed"]):
+        while drawn < options["n_samples"]:
+            chunk = min(batch_size, options["n_samples"] - drawn)
+            part = explainer.attribute(
+                inputs, baselines=baseline, n_samples=chunk, stdevs=options["stdevs"]
+            )
+            total, drawn = total + chunk * part, drawn + chunk
+    return total / drawn, None
+
+
+def _feature_ablation(
+    forward: GateForward,
+    inputs: Tensor,
+    baseline: Tensor,
+    batch_size: int,
+    feature_mask: Tensor | None,
+    options: Mapping[str, Any],
+) -> tuple[Tensor, float | None]:
+    attributions = FeatureAblation(forward).attribute(
+        inputs,
+        baselines=baseline[:1],
+        feature_mask=feature_mask,
+        perturbations_per_eval=batch_size,
+    )
+    return attributions, None
+
+
+def _shapley(
+    forward: GateForward,
+    inputs: Tensor,
+    baseline: Tensor,
+    batch_size: int,
+    feature_mask: Tensor | None,
+    options: Mapping[str, Any],
+) -> tuple[Tensor, float | None]:
+    with seeded(options["seed"]):
+        attributions = ShapleyValueSampling(forward).attribute(
+            inputs,
+            baselines=baseline[:1],
+            feature_mask=feature_mask,
+            n_samples=options["n_samples"],
+            perturbations_per_eval=batch_size,
+            show_progress=options["progress"],
+        )
+    return attributions, None
+
+
+def _learned_mask(
+    forward: GateForward,
+    inputs: Tensor,
+    baseline: Tensor,
+    batch_size: int,
+    feature_mask: Tensor | None,
+    options: Mapping[str, Any],
+) -> tuple[Tensor, float | None]:
+    """GNNExplainer's soft mask, for regression: the smallest, most decisive mask m ∈ (0, 1)^K
+    that keeps the target, minimising |f(b + m (x − b)) − f(x)| + λ_size mean(m) + λ_H mean(H(m)).
+
+    References
+    ----------
+    Ying et al., "GNNExplainer: Generating Explanations for Graph Neural Networks", NeurIPS 2019.
+    """
+    reference = forward.evaluate(inputs)
+    origin = baseline[:1]
+    generator = torch.Generator().manual_seed(options["seed"])
+    logits = nn.Parameter(
+        options["initial_logit"]
+        + 0.1 * torch.randn(inputs.shape, generator=generator, dtype=inputs.dtype).to(inputs.device)
+    )
+    optimizer = torch.optim.Adam([logits], lr=options["learning_rate"])
+    for _ in range(options["epochs"]):
+        optimizer.zero_grad()
+        mask = torch.sigmoid(logits)
+        value = forward(origin + mask * (inputs - origin))
+        eps = torch.finfo(mask.dtype).eps
+        entropy = -(mask * (mask + eps).log() + (1 - mask) * (1 - mask + eps).log())
+        loss = (
+            (value - reference).abs().sum()
+            + options["size_weight"] * mask.mean()
+            + options["entropy_weight"] * entropy.mean()
+        )
+        loss.backward()
+        optimizer.step()
+    return torch.sigmoid(logits).detach(), None
+
+
+METHODS: dict[str, Method] = {
+    method.name: method
+    for method in [
+        Method(
+            "integrated_gradients",
+            _integrated_gradients,
+            defaults={"n_steps": 64, "integration": "gausslegendre"},
+        ),
+        Method(
+            "saliency",
+            _saliency,
+            levels=("edge", "atom", "position"),
+            defaults={"abs": False},
+            complete=False,
+        ),
+        Method("input_x_gradient", _input_x_gradient, complete=False),
+        Method(
+            "gradient_shap",
+            _gradient_shap,
+            defaults={"n_samples": 64, "stdevs": 0.0, "seed": 0},
+            complete=False,
+        ),
+        Method("feature_ablation", _feature_ablation, complete=False, perturbs=True),
+        Method(
+            "shapley_value_sampling",
+            _shapley,
+            defaults={"n_samples": 8, "seed": 0, "progress": False},
+            perturbs=True,
+        ),
+        Method(
+            "gnn_explainer",
+            _learned_mask,
+            defaults={
+                "epochs": 150,
+                "learning_rate": 0.05,
+                "size_weight": 0.05,
+                "entropy_weight": 0.01,
+                "initial_logit": 2.0,
+                "seed": 0,
+            },
+            complete=False,
+        ),
+    ]
+}
+
+#: Leaf modules whose behaviour Captum's DeepLift rules describe exactly.
+_DEEPLIFT_MODULES: tuple[type[nn.Module], ...] = (
+    nn.Linear,
+    nn.Identity,
+    nn.ReLU,
+    nn.ELU,
+    nn.LeakyReLU,
+    nn.Sigmoid,
+    nn.Tanh,
+    nn.Softplus,
+)
+
+
+def deeplift_blockers(model: nn.Module) -> list[str]:
+    """Names of module types in ``model`` that Captum's DeepLift rules do not cover.
+
+    DeepLift replaces the gradient of each non-linearity it knows by a finite-difference ratio;
+    any other operation (custom activations such as SchNet's shifted softplus, e3nn gates and
+    tensor products, the multiplicative continuous filters of every message-passing model) is
+    silently treated as linear, which breaks its summation-to-delta property.
+    """
+    blockers = {
+        type(module).__name__
+        for module in model.modules()
+        if module is not model
+        and not isinstance(module, (nn.Sequential, nn.ModuleList, nn.ModuleDict))
+        and type(module) not in _DEEPLIFT_MODULES
+    }
+    return sorted(blockers)
+
+
+def check_options(method: Method, options: Mapping[str, Any]) -> dict[str, Any]:
+    """Defaults updated by ``options``; ``TypeError`` naming unknown options."""
+    unknown = sorted(set(options) - set(method.defaults))
+    if unknown:
+        accepted = ", ".join(sorted(method.defaults)) or "none"
+        raise TypeError(f"{method.name} has no option {unknown}; it accepts: {accepted}")
+    merged = {**method.defaults, **options}
+    for key in ("n_steps", "n_samples", "epochs"):
+        if key in merged and (not isinstance(merged[key], int) or merged[key] < 1):
+            raise ValueError(f"{key} must be a positive integer, got {merged[key]!r}")
+    if "learning_rate" in merged and not math.isfinite(merged["learning_rate"]):
+        raise ValueError("learning_rate must be finite")
+    return merged

@@ -1,0 +1,35 @@
+"""A small SchNet trained on Lennard-Jones argon inside the test session: ground truth known."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+from ase.calculators.lj import LennardJones
+
+from ase_gnn import SchNet
+from ase_gnn.generate import generate_lennard_jones
+from ase_gnn.training import fit
+
+if importlib.util.find_spec("captum") is None:  # explain needs the [explain] extra
+    collect_ignore_glob = ["test_*.py"]
+
+
+@pytest.fixture(scope="session")
+def lennard_jones():
+    """Factory of the calculator that labels :func:`generate_lennard_jones` data (defaults)."""
+    return lambda: LennardJones(sigma=3.4, epsilon=0.0104, rc=5.0, ro=4.0, smooth=True)
+
+
+@pytest.fixture(scope="session")
+def lj_data():
+    """140 labelled argon structures: crystals, MD snapshots, random boxes and clusters."""
+    return generate_lennard_jones(140, seed=0, progress=False)
+
+
+@pytest.fixture(scope="session")
+def lj_model(lj_data):
+    """SchNet fitted to energies and forces for a fixed number of epochs (float64 after)."""
+    model = SchNet(["Ar"], cutoff=5.0, hidden_channels=32, num_interactions=2, num_radial=8)
+    fit(model, lj_data[:120], lj_data[120:], epochs=40, batch_size=8, progress=False)
+    return model.double()
