@@ -12,7 +12,7 @@ from torch import Tensor
 
 from ase_gnn import AtomicGraph, EnergyModel, graph_from_atoms
 from explain._forward import LEVELS, GateForward, Level
-from explain.methods import METHODS, check_options, deeplift_blockers
+from explain.methods import METHODS, Call, check_options, deeplift_blockers
 from explain.result import Attribution, bond_ids
 from explain.targets import Energy, Target
 
@@ -186,9 +186,10 @@ class Explainer:
             bonds = bond_ids(edge_index, edge_shift)
             feature_mask = torch.as_tensor(bonds, device=inputs.device)[None]
         with torch.enable_grad():
-            scores, delta = spec.run(
+            call = Call(
                 forward, inputs, baseline, self.internal_batch_size, feature_mask, self.options
             )
+            scores, delta = spec.run(call)
         values = scores.detach()[0].cpu().double().numpy()
         if feature_mask is not None:
             values = values / 2  # Captum gives each member the whole bond's score

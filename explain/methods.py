@@ -1,7 +1,7 @@
 """The attribution methods: Captum's, with explicit defaults, plus a learned soft mask.
 
-Every method takes a :class:`~explain._forward.GateForward`, inputs ``[1, K]`` (all gates 1, or
-the positions), a baseline ``[R, K]`` and bounds the samples per model call by ``batch_size``.
+Every method takes a :class:`Call`: the attributed function, inputs ``[1, K]`` (all gates 1, or
+the positions), baselines ``[R, K]``, and a bound on the samples per model call.
 Captum does the attribution; nothing here re-implements it. Captum's random draws (GradientShap,
 Shapley sampling) use the global generators of torch and numpy, so they run inside
 :func:`seeded`: reproducible from the method's seed, and the caller's random state is restored.
@@ -46,12 +46,38 @@ from torch import Tensor, nn
 
 from explain._forward import GateForward
 
-#: ``run(forward, inputs [1, K], baseline [R, K], batch_size, feature_mask, options)``
-#: returns attributions ``[1, K]`` and Captum's convergence delta (or None).
-Runner = Callable[
-    [GateForward, Tensor, Tensor, int, "Tensor | None", Mapping[str, Any]],
-    "tuple[Tensor, float | None]",
-]
+
+@dataclass(frozen=True)
+class Call:
+    """One attribution request, as every method receives it.
+
+    Attributes
+    ----------
+    forward
+        The function attributed (gates → target).
+    inputs
+        ``[M, K]`` gates (or positions) to attribute; M = 1 except inside Captum's metrics.
+    baseline
+        ``[R, K]`` baselines (R > 1 only as GradientShap's distribution).
+    batch_size
+        Most samples per model call.
+    feature_mask
+        ``[1, K]`` group of every input for the perturbation methods (both directions of a
+        bond), or None.
+    options
+        The method's options, defaults filled in.
+    """
+
+    forward: GateForward
+    inputs: Tensor
+    baseline: Tensor
+    batch_size: int
+    feature_mask: Tensor | None
+    options: Mapping[str, Any]
+
+
+#: A method's implementation: attributions ``[M, K]`` and Captum's convergence delta (or None).
+Runner = Callable[[Call], "tuple[Tensor, float | None]"]
 
 
 @contextmanager
@@ -81,116 +107,67 @@ class Method:
     perturbs: bool = False
 
 
-def _integrated_gradients(
-    forward: GateForward,
-    inputs: Tensor,
-    baseline: Tensor,
-    batch_size: int,
-    feature_mask: Tensor | None,
-    options: Mapping[str, Any],
-) -> tuple[Tensor, float | None]:
-    attributions, delta = IntegratedGradients(forward).attribute(
-        inputs,
-        baselines=baseline[:1],
-        n_steps=options["n_steps"],
-        method=options["integration"],
-        internal_batch_size=batch_size,
+def _integrated_gradients(call: Call) -> tuple[Tensor, float | None]:
+    attributions, delta = IntegratedGradients(call.forward).attribute(
+        call.inputs,
+        baselines=call.baseline[:1],
+        n_steps=call.options["n_steps"],
+        method=call.options["integration"],
+        internal_batch_size=call.batch_size,
         return_convergence_delta=True,
     )
     return attributions, float(delta.abs().max())
 
 
-def _saliency(
-    forward: GateForward,
-    inputs: Tensor,
-    baseline: Tensor,
-    batch_size: int,
-    feature_mask: Tensor | None,
-    options: Mapping[str, Any],
-) -> tuple[Tensor, float | None]:
-    inputs = inputs.detach().requires_grad_()  # as Captum would, without its warning
-    return Saliency(forward).attribute(inputs, abs=options["abs"]), None
+def _saliency(call: Call) -> tuple[Tensor, float | None]:
+    inputs = call.inputs.detach().requires_grad_()  # as Captum would, without its warning
+    return Saliency(call.forward).attribute(inputs, abs=call.options["abs"]), None
 
 
-def _input_x_gradient(
-    forward: GateForward,
-    inputs: Tensor,
-    baseline: Tensor,
-    batch_size: int,
-    feature_mask: Tensor | None,
-    options: Mapping[str, Any],
-) -> tuple[Tensor, float | None]:
-    inputs = inputs.detach().requires_grad_()
-    return InputXGradient(forward).attribute(inputs), None
+def _input_x_gradient(call: Call) -> tuple[Tensor, float | None]:
+    inputs = call.inputs.detach().requires_grad_()
+    return InputXGradient(call.forward).attribute(inputs), None
 
 
-def _gradient_shap(
-    forward: GateForward,
-    inputs: Tensor,
-    baseline: Tensor,
-    batch_size: int,
-    feature_mask: Tensor | None,
-    options: Mapping[str, Any],
-) -> tuple[Tensor, float | None]:
+def _gradient_shap(call: Call) -> tuple[Tensor, float | None]:
     # GradientShap is a sample mean; Captum evaluates all samples in one call, so the samples are
     # drawn in chunks of batch_size and the chunk means averaged (the same estimator).
-    total, drawn = torch.zeros_like(inputs), 0
-    explainer = GradientShap(forward)
-    with seeded(options["seed"]):
-        while drawn < options["n_samples"]:
-            chunk = min(batch_size, options["n_samples"] - drawn)
+    total, drawn = torch.zeros_like(call.inputs), 0
+    explainer = GradientShap(call.forward)
+    with seeded(call.options["seed"]):
+        while drawn < call.options["n_samples"]:
+            chunk = min(call.batch_size, call.options["n_samples"] - drawn)
             part = explainer.attribute(
-                inputs, baselines=baseline, n_samples=chunk, stdevs=options["stdevs"]
+                call.inputs, baselines=call.baseline, n_samples=chunk, stdevs=call.options["stdevs"]
             )
             total, drawn = total + chunk * part, drawn + chunk
     return total / drawn, None
 
 
-def _feature_ablation(
-    forward: GateForward,
-    inputs: Tensor,
-    baseline: Tensor,
-    batch_size: int,
-    feature_mask: Tensor | None,
-    options: Mapping[str, Any],
-) -> tuple[Tensor, float | None]:
-    attributions = FeatureAblation(forward).attribute(
-        inputs,
-        baselines=baseline[:1],
-        feature_mask=feature_mask,
-        perturbations_per_eval=batch_size,
+def _feature_ablation(call: Call) -> tuple[Tensor, float | None]:
+    attributions = FeatureAblation(call.forward).attribute(
+        call.inputs,
+        baselines=call.baseline[:1],
+        feature_mask=call.feature_mask,
+        perturbations_per_eval=call.batch_size,
     )
     return attributions, None
 
 
-def _shapley(
-    forward: GateForward,
-    inputs: Tensor,
-    baseline: Tensor,
-    batch_size: int,
-    feature_mask: Tensor | None,
-    options: Mapping[str, Any],
-) -> tuple[Tensor, float | None]:
-    with seeded(options["seed"]):
-        attributions = ShapleyValueSampling(forward).attribute(
-            inputs,
-            baselines=baseline[:1],
-            feature_mask=feature_mask,
-            n_samples=options["n_samples"],
-            perturbations_per_eval=batch_size,
-            show_progress=options["progress"],
+def _shapley(call: Call) -> tuple[Tensor, float | None]:
+    with seeded(call.options["seed"]):
+        attributions = ShapleyValueSampling(call.forward).attribute(
+            call.inputs,
+            baselines=call.baseline[:1],
+            feature_mask=call.feature_mask,
+            n_samples=call.options["n_samples"],
+            perturbations_per_eval=call.batch_size,
+            show_progress=call.options["progress"],
         )
     return attributions, None
 
 
-def _learned_mask(
-    forward: GateForward,
-    inputs: Tensor,
-    baseline: Tensor,
-    batch_size: int,
-    feature_mask: Tensor | None,
-    options: Mapping[str, Any],
-) -> tuple[Tensor, float | None]:
+def _learned_mask(call: Call) -> tuple[Tensor, float | None]:
     """GNNExplainer's soft mask, for regression: the smallest, most decisive mask m ∈ (0, 1)^K
     that keeps the target, minimising |f(b + m (x − b)) − f(x)| + λ_size mean(m) + λ_H mean(H(m)).
 
@@ -198,18 +175,17 @@ def _learned_mask(
     ----------
     Ying et al., "GNNExplainer: Generating Explanations for Graph Neural Networks", NeurIPS 2019.
     """
-    reference = forward.evaluate(inputs)
-    origin = baseline[:1]
+    inputs, options = call.inputs, call.options
+    reference = call.forward.evaluate(inputs)
+    origin = call.baseline[:1]
     generator = torch.Generator().manual_seed(options["seed"])
-    logits = nn.Parameter(
-        options["initial_logit"]
-        + 0.1 * torch.randn(inputs.shape, generator=generator, dtype=inputs.dtype).to(inputs.device)
-    )
+    noise = torch.randn(inputs.shape, generator=generator, dtype=inputs.dtype).to(inputs.device)
+    logits = nn.Parameter(options["initial_logit"] + 0.1 * noise)
     optimizer = torch.optim.Adam([logits], lr=options["learning_rate"])
     for _ in range(options["epochs"]):
         optimizer.zero_grad()
         mask = torch.sigmoid(logits)
-        value = forward(origin + mask * (inputs - origin))
+        value = call.forward(origin + mask * (inputs - origin))
         eps = torch.finfo(mask.dtype).eps
         entropy = -(mask * (mask + eps).log() + (1 - mask) * (1 - mask + eps).log())
         loss = (

@@ -39,7 +39,7 @@ from torch import Tensor
 
 from explain._forward import GateForward
 from explain.explainer import Explainer
-from explain.methods import METHODS, seeded
+from explain.methods import METHODS, Call, seeded
 from explain.result import Attribution, bond_ids, match_rows
 
 
@@ -101,8 +101,7 @@ def _setup(
     inputs, baseline = explainer.inputs_and_baseline(forward)
     scores = attribution.scores
     if attribution.level == "edge":
-        bonds = bond_ids(attribution.edge_index, attribution.edge_shift)
-        _, group = np.unique(bonds, return_inverse=True)
+        group = bond_ids(attribution.edge_index, attribution.edge_shift)
     else:
         group = np.arange(len(scores))
     group_scores = np.bincount(group, scores, minlength=int(group.max(initial=-1)) + 1)
@@ -261,7 +260,7 @@ def sensitivity(
     def explanation(gates: tuple[Tensor]) -> tuple[Tensor]:
         # Captum passes and expects tuples, and calls this under no_grad.
         with torch.enable_grad():
-            scores, _ = spec.run(
+            call = Call(
                 forward,
                 gates[0],
                 baseline,
@@ -269,6 +268,7 @@ def sensitivity(
                 feature_mask,
                 explainer.options,
             )
+            scores, _ = spec.run(call)
         return (scores.detach(),)
 
     with seeded(seed):

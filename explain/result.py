@@ -164,8 +164,9 @@ def reverse_edges(edge_index: np.ndarray, edge_shift: np.ndarray) -> np.ndarray:
 
 
 def bond_ids(edge_index: np.ndarray, edge_shift: np.ndarray) -> np.ndarray:
-    """``[E]`` bond of every edge: the smaller index of the edge and its reverse."""
-    return np.minimum(np.arange(edge_index.shape[1]), reverse_edges(edge_index, edge_shift))
+    """``[E]`` bond 0…P−1 of every edge; an edge and its reverse share one."""
+    first = np.minimum(np.arange(edge_index.shape[1]), reverse_edges(edge_index, edge_shift))
+    return np.unique(first, return_inverse=True)[1].reshape(-1)
 
 
 def match_rows(rows: np.ndarray, queries: np.ndarray, error: str) -> np.ndarray:

@@ -5,11 +5,13 @@ from __future__ import annotations
 import importlib.util
 
 import pytest
+from ase.build import bulk
 from ase.calculators.lj import LennardJones
 
 from ase_gnn import SchNet
 from ase_gnn.generate import generate_lennard_jones
-from ase_gnn.training import fit
+from ase_gnn.testing import tiny_model
+from ase_gnn.training import fit, prepare_model
 
 if importlib.util.find_spec("captum") is None:  # explain needs the [explain] extra
     collect_ignore_glob = ["test_*.py"]
@@ -29,7 +31,29 @@ def lj_data():
 
 @pytest.fixture(scope="session")
 def lj_model(lj_data):
-    """SchNet fitted to energies and forces for a fixed number of epochs (float64 after)."""
+    """SchNet fitted to energies and forces for a fixed number of epochs (float64 after).
+
+    E0 is the physical isolated-atom energy (0 for a pair potential), not a least-squares fit,
+    so that the "isolated atoms" baseline of the attributions is the true one.
+    """
     model = SchNet(["Ar"], cutoff=5.0, hidden_channels=32, num_interactions=2, num_radial=8)
-    fit(model, lj_data[:120], lj_data[120:], epochs=40, batch_size=8, progress=False)
+    prepare_model(model, lj_data[:120], "isolated:lj")
+    train, valid = lj_data[:120], lj_data[120:]
+    fit(model, train, valid, epochs=40, batch_size=8, fit_reference_energies=False, progress=False)
     return model.double()
+
+
+@pytest.fixture
+def cu_model():
+    """A tiny float64 SchNet for Cu with E0 = −3 eV."""
+    model = tiny_model("SchNet", ["Cu"], cutoff=4.0).double()
+    model.set_atomic_energies([-3.0])
+    return model
+
+
+@pytest.fixture
+def cu_atoms():
+    """Eight rattled fcc Cu atoms in a 2×1×1 cubic cell."""
+    atoms = bulk("Cu", cubic=True).repeat((2, 1, 1))
+    atoms.rattle(0.1, seed=3)
+    return atoms

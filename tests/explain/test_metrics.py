@@ -5,9 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from ase.build import bulk
 
-from ase_gnn.testing import tiny_model
 from explain import Explainer
 from explain.metrics import (
     deletion_insertion,
@@ -21,55 +19,41 @@ from explain.metrics import (
 )
 
 
-@pytest.fixture
-def model():
-    model = tiny_model("SchNet", ["Cu"], cutoff=4.0).double()
-    model.set_atomic_energies([-3.0])
-    return model
-
-
-@pytest.fixture
-def atoms():
-    atoms = bulk("Cu", cubic=True).repeat((2, 1, 1))
-    atoms.rattle(0.1, seed=3)
-    return atoms
-
-
 @pytest.mark.parametrize("level", ["edge", "atom"])
-def test_fidelity_of_all_inputs_is_the_whole_change(model, atoms, level):
-    explainer = Explainer(model, level=level)
-    attribution = explainer.explain(atoms)
+def test_fidelity_of_all_inputs_is_the_whole_change(cu_model, cu_atoms, level):
+    explainer = Explainer(cu_model, level=level)
+    attribution = explainer.explain(cu_atoms)
     everything = fidelity(explainer, attribution, k=10**6)
     span = abs(attribution.target_value - attribution.baseline_value)
     assert everything.plus == pytest.approx(span) and everything.minus == pytest.approx(
         0.0, abs=1e-12
     )
-    assert everything.plus_per_atom == pytest.approx(span / len(atoms))
+    assert everything.plus_per_atom == pytest.approx(span / len(cu_atoms))
     nothing = fidelity(explainer, attribution, k=0)
     assert nothing.plus == 0.0 and nothing.minus == pytest.approx(span)
 
 
-def test_deletion_and_insertion_curves_run_from_zero_to_one(model, atoms):
-    explainer = Explainer(model, level="atom")
-    curves = deletion_insertion(explainer, explainer.explain(atoms), steps=8)
+def test_deletion_and_insertion_curves_run_from_zero_to_one(cu_model, cu_atoms):
+    explainer = Explainer(cu_model, level="atom")
+    curves = deletion_insertion(explainer, explainer.explain(cu_atoms), steps=8)
     assert curves.fraction.shape == curves.deletion.shape == (9,)
     for curve in (curves.deletion_explained, curves.insertion_explained):
         assert curve[0] == pytest.approx(0.0, abs=1e-12) and curve[-1] == pytest.approx(1.0)
     assert 0.0 < curves.random_deletion_auc < 1.5
 
 
-def test_sparsity_is_the_gini_index(model, atoms):
-    attribution = Explainer(model, level="atom").explain(atoms)
+def test_sparsity_is_the_gini_index(cu_model, cu_atoms):
+    attribution = Explainer(cu_model, level="atom").explain(cu_atoms)
     uniform = type(attribution)(**{**attribution.__dict__, "node": np.ones(8)})
     single = type(attribution)(**{**attribution.__dict__, "node": np.eye(8)[2]})
     assert sparsity(uniform) == pytest.approx(0.0) and sparsity(single) == pytest.approx(7 / 8)
 
 
-def test_attributions_are_rotation_invariant_and_permutation_equivariant(model, atoms):
+def test_attributions_are_rotation_invariant_and_permutation_equivariant(cu_model, cu_atoms):
     for level in ("edge", "atom"):
-        explainer = Explainer(model, level=level)
-        assert rotation_deviation(explainer, atoms, seed=1) < 1e-9
-        assert permutation_deviation(explainer, atoms, seed=1) < 1e-9
+        explainer = Explainer(cu_model, level=level)
+        assert rotation_deviation(explainer, cu_atoms, seed=1) < 1e-9
+        assert permutation_deviation(explainer, cu_atoms, seed=1) < 1e-9
 
 
 def test_faithful_scores_beat_random_ones_on_the_trained_model(lj_model, lj_data):
@@ -95,7 +79,7 @@ def test_randomized_model_gives_different_attributions(lj_model, lj_data):
     assert torch.equal(torch.random.get_rng_state(), state)
 
 
-def test_metrics_refuse_position_level(model, atoms):
-    explainer = Explainer(model, "saliency", level="position")
+def test_metrics_refuse_position_level(cu_model, cu_atoms):
+    explainer = Explainer(cu_model, "saliency", level="position")
     with pytest.raises(ValueError, match="edge- or atom-level"):
-        fidelity(explainer, explainer.explain(atoms))
+        fidelity(explainer, explainer.explain(cu_atoms))
