@@ -8,27 +8,38 @@ Public API::
     predict, Prediction                          energy, forces, stress (ase_gnn.forces)
     GNNCalculator                                the ASE calculator
     save_model, load_model                       safetensors model files
+    NodeHead, EdgeHead, GraphHead                output heads on the backbone (ase_gnn.heads)
+    embed, cluster, AnomalyDetector              embeddings, clustering, OOD scores
 """
 
 from ase_gnn.calculator import GNNCalculator, to_ase_results
 from ase_gnn.forces import Prediction, predict
 from ase_gnn.graph import AtomicGraph, batch_graphs, edge_vectors, unbatch
+from ase_gnn.heads import EdgeHead, GraphHead, NodeHead
 from ase_gnn.io import load_model, read_metadata, save_model
 from ase_gnn.models import ARCHITECTURES, EnergyModel, NequIP, SchNet
 from ase_gnn.neighbors import graph_from_atoms
+from ase_gnn.unsupervised import AnomalyDetector, Embeddings, cluster, embed
 
 __version__ = "0.1.0"
 
 __all__ = [
     "ARCHITECTURES",
+    "AnomalyDetector",
     "AtomicGraph",
+    "EdgeHead",
+    "Embeddings",
     "EnergyModel",
     "GNNCalculator",
+    "GraphHead",
     "NequIP",
+    "NodeHead",
     "Prediction",
     "SchNet",
     "batch_graphs",
+    "cluster",
     "edge_vectors",
+    "embed",
     "graph_from_atoms",
     "load_model",
     "predict",

@@ -11,6 +11,8 @@ Header metadata (all values are strings, as safetensors requires):
 ``dtype``           dtype the weights were saved in
 ``versions``        JSON of ase-gnn, torch, e3nn, ase versions
 ``training_config`` (optional) JSON of the resolved training configuration
+``heads``           (optional) JSON list of the output heads' configs (:mod:`ase_gnn.heads`),
+                    class names of classifiers included; their weights are ``heads.<name>.*``
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
+from ase_gnn.heads import Head, build_head
 from ase_gnn.models.base import ARCHITECTURES, EnergyModel
 
 FORMAT = "ase-gnn-model"
@@ -81,6 +84,9 @@ def save_model(
     }
     if training_config is not None:
         metadata["training_config"] = json.dumps(training_config)
+    if len(model.heads):
+        heads = [head.config() for head in model.heads.values() if isinstance(head, Head)]
+        metadata["heads"] = json.dumps(heads)
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
     save_file(state, str(tmp), metadata=metadata)
@@ -142,8 +148,9 @@ def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
     try:
         for key in ("config", "atomic_energies", "units", "versions"):
             decoded[key] = json.loads(metadata[key])
-        if "training_config" in metadata:
-            decoded["training_config"] = json.loads(metadata["training_config"])
+        for key in ("training_config", "heads"):
+            if key in metadata:
+                decoded[key] = json.loads(metadata[key])
     except (KeyError, json.JSONDecodeError) as error:
         raise ValueError(f"{path} has a corrupt metadata header: {error}") from error
     return decoded
@@ -181,6 +188,8 @@ def load_model(
         raise ValueError(f"{path} has unsupported weight dtype {metadata['dtype']!r}")
     try:
         model = ARCHITECTURES[metadata["architecture"]](**metadata["config"])
+        for head in metadata.get("heads", []):
+            model.add_head(build_head(head))
     except (TypeError, ValueError) as error:
         raise ValueError(f"{path} has an invalid model config: {error}") from error
     model = model.to(saved_dtype)  # load weights at full saved precision before any cast

@@ -23,6 +23,7 @@ from ase.data import atomic_numbers, chemical_symbols
 from torch import Tensor, nn
 
 from ase_gnn.graph import AtomicGraph, atoms_per_graph, batch_graphs
+from ase_gnn.heads import Head
 from ase_gnn.nn.embedding import SpeciesIndex
 
 Readout = Literal["sum", "mean"]
@@ -109,6 +110,8 @@ class EnergyModel(nn.Module, ABC):
         self.register_buffer("scale", torch.ones(()))
         if atomic_energies is not None:
             self.set_atomic_energies(atomic_energies)
+        #: Output heads beyond the energy, by name (see :mod:`ase_gnn.heads`).
+        self.heads: nn.ModuleDict = nn.ModuleDict()
 
     # -- contract ---------------------------------------------------------------------------
     @abstractmethod
@@ -121,6 +124,17 @@ class EnergyModel(nn.Module, ABC):
         atoms without edges, whose outputs are ε_iso; so structures must not influence each other
         (the batching test of :mod:`ase_gnn.testing` checks this).
         """
+
+    @abstractmethod
+    def features(
+        self, graph: AtomicGraph, species_index: Tensor, edge_weight: Tensor | None = None
+    ) -> Tensor:
+        """Invariant per-atom features ``[N, F]`` after all interactions (the backbone)."""
+
+    @property
+    @abstractmethod
+    def num_features(self) -> int:
+        """F, the width of :meth:`features`."""
 
     @abstractmethod
     def hyperparameters(self) -> dict[str, Any]:
@@ -155,6 +169,52 @@ class EnergyModel(nn.Module, ABC):
         if self.readout == "mean":
             energies = energies / atoms_per_graph(graph)[graph.batch].to(energies.dtype)
         return energies
+
+    def representation(self, graph: AtomicGraph, edge_weight: Tensor | None = None) -> Tensor:
+        """Invariant per-atom features ``[N, F]``: the shared backbone of energy and heads.
+
+        For equivariant models, the scalar (0e) channels. ``edge_weight`` ``[E]`` acts as in
+        :meth:`forward`. These are the embeddings of :func:`ase_gnn.embed`.
+        """
+        return self.features(graph, self.species_index(graph.species), edge_weight)
+
+    def add_head(self, head: Head) -> None:
+        """Attach an output head (in place); its ``name`` must be new.
+
+        Raises
+        ------
+        ValueError
+            If the name is taken or the head's ``num_features`` differs from the model's.
+        """
+        if head.name in self.heads or head.name == "energy":
+            raise ValueError(f"the model already has an output named {head.name!r}")
+        if head.num_features != self.num_features:
+            raise ValueError(
+                f"head {head.name!r} expects {head.num_features} features, the model gives "
+                f"{self.num_features}"
+            )
+        reference = self.atomic_energies
+        self.heads[head.name] = head.to(device=reference.device, dtype=reference.dtype)
+
+    def head_outputs(
+        self,
+        graph: AtomicGraph,
+        names: Sequence[str] | None = None,
+        edge_weight: Tensor | None = None,
+    ) -> dict[str, Tensor]:
+        """Outputs of heads (all if ``names`` is None) from one pass of the backbone.
+
+        Returns
+        -------
+        dict
+            ``{name: [N, C] | [E, C] | [B, C]}`` for node, edge and graph heads.
+        """
+        names = list(self.heads) if names is None else list(names)
+        unknown = [name for name in names if name not in self.heads]
+        if unknown:
+            raise ValueError(f"no head named {unknown}; the model has {list(self.heads)}")
+        features = self.representation(graph, edge_weight)
+        return {name: self.heads[name](graph, features) for name in names}
 
     def reference_energies(self, graph: AtomicGraph) -> Tensor:
         """Local energies ``[N]`` (eV) that the atoms of ``graph`` would have without neighbors.

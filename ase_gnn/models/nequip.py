@@ -243,7 +243,7 @@ class NequIP(EnergyModel):
     ) -> None:
         super().__init__(species, cutoff, readout, atomic_energies)
         _check_arguments(num_layers, num_features, l_max, aggregation, avg_num_neighbors)
-        self._hyperparameters = {
+        self._hyperparameters: dict[str, Any] = {
             "num_layers": num_layers,
             "num_features": num_features,
             "l_max": l_max,
@@ -281,6 +281,11 @@ class NequIP(EnergyModel):
         )
         self.output = MLP([num_features, max(1, num_features // 2), 1])
         xavier_init_(self.output)  # e3nn modules keep their own (unit-variance) initialisation
+
+    @property
+    def num_features(self) -> int:
+        """F = ``num_features`` (the scalar channels of the last layer)."""
+        return int(self._hyperparameters["num_features"])
 
     def hyperparameters(self) -> dict[str, Any]:
         """Architecture arguments for :meth:`EnergyModel.config`."""
@@ -321,7 +326,7 @@ class NequIP(EnergyModel):
             features.append(h)
         return features
 
-    def representation(
+    def features(
         self, graph: AtomicGraph, species_index: Tensor, edge_weight: Tensor | None = None
     ) -> Tensor:
         """Per-atom invariant (0e) features ``[N, num_features]`` after all interactions."""
@@ -331,7 +336,7 @@ class NequIP(EnergyModel):
         self, graph: AtomicGraph, species_index: Tensor, edge_weight: Tensor | None
     ) -> Tensor:
         """Raw per-atom outputs ``[N]``."""
-        return self.output(self.representation(graph, species_index, edge_weight)).squeeze(-1)
+        return self.output(self.features(graph, species_index, edge_weight)).squeeze(-1)
 
 
 def _check_arguments(

@@ -105,7 +105,7 @@ class SchNet(EnergyModel):
     ) -> None:
         super().__init__(species, cutoff, readout, atomic_energies)
         num_filters = hidden_channels if num_filters is None else num_filters
-        self._hyperparameters = {
+        self._hyperparameters: dict[str, Any] = {
             "hidden_channels": hidden_channels,
             "num_filters": num_filters,
             "num_interactions": num_interactions,
@@ -122,11 +122,16 @@ class SchNet(EnergyModel):
         self.output = MLP([hidden_channels, hidden_channels // 2, 1])
         xavier_init_(self)
 
+    @property
+    def num_features(self) -> int:
+        """F = ``hidden_channels``."""
+        return int(self._hyperparameters["hidden_channels"])
+
     def hyperparameters(self) -> dict[str, Any]:
         """Architecture arguments for :meth:`EnergyModel.config`."""
         return dict(self._hyperparameters)
 
-    def representation(
+    def features(
         self, graph: AtomicGraph, species_index: Tensor, edge_weight: Tensor | None = None
     ) -> Tensor:
         """Per-atom invariant features ``[N, hidden_channels]`` after all interactions."""
@@ -144,4 +149,4 @@ class SchNet(EnergyModel):
         self, graph: AtomicGraph, species_index: Tensor, edge_weight: Tensor | None
     ) -> Tensor:
         """Raw per-atom outputs ``[N]``."""
-        return self.output(self.representation(graph, species_index, edge_weight)).squeeze(-1)
+        return self.output(self.features(graph, species_index, edge_weight)).squeeze(-1)

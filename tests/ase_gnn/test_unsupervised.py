@@ -1,0 +1,70 @@
+"""Embeddings, clustering of atomic environments and anomaly scores."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from ase.build import bulk, fcc111
+from sklearn.metrics import adjusted_rand_score, roc_auc_score
+
+from ase_gnn.testing import tiny_model
+from ase_gnn.unsupervised import AnomalyDetector, cluster, embed
+
+
+@pytest.fixture
+def model():
+    return tiny_model("SchNet", ["Cu"], cutoff=4.0).double()
+
+
+def _crystals(count, seed, scale=1.0, rattle=0.05):
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(count):
+        atoms = bulk("Cu", cubic=True, a=3.61 * scale).repeat((2, 2, 2))
+        atoms.rattle(rattle, seed=int(rng.integers(1 << 30)))
+        out.append(atoms)
+    return out
+
+
+def test_embeddings_shapes_order_and_batching(model):
+    structures = _crystals(3, 0) + [fcc111("Cu", (2, 2, 3), vacuum=6.0)]
+    one = embed(model, structures, batch_size=1)
+    many = embed(model, structures, batch_size=16)
+    assert one.atoms.shape == (3 * 32 + 12, model.num_features)
+    assert one.structures.shape == (4, model.num_features)
+    assert np.allclose(one.atoms, many.atoms, atol=1e-12)
+    assert np.array_equal(one.structure_index[-12:], [3] * 12)
+    assert np.allclose(one.structures[3], one.atoms[-12:].mean(axis=0))
+
+
+def test_surface_and_bulk_environments_cluster_apart(model):
+    slab = fcc111("Cu", (3, 3, 6), vacuum=6.0)
+    slab.rattle(0.02, seed=1)
+    layer = np.round(slab.positions[:, 2], 1)
+    surface = (layer == layer.min()) | (layer == layer.max())
+    labels = cluster(embed(model, slab).atoms, 2)
+    assert adjusted_rand_score(surface, labels) > 0.9
+    mixture = cluster(embed(model, slab).atoms, 2, method="gaussian_mixture")
+    assert adjusted_rand_score(surface, mixture) > 0.9
+
+
+def test_anomaly_scores_separate_unusual_structures(model):
+    detector = AnomalyDetector(model).fit(_crystals(20, 0))
+    normal = _crystals(10, 1)
+    unusual = _crystals(5, 2, scale=0.92) + _crystals(5, 3, rattle=0.35)
+    scores = detector.score(normal + unusual)
+    labels = [0] * len(normal) + [1] * len(unusual)
+    assert roc_auc_score(labels, scores) > 0.95
+    assert np.median(scores[: len(normal)]) < detector.threshold * 1.5
+    slab = fcc111("Cu", (2, 2, 4), vacuum=6.0)
+    atom_scores = detector.score_atoms(slab)
+    layer = np.round(slab.positions[:, 2], 1)
+    inner = (layer != layer.min()) & (layer != layer.max())
+    assert atom_scores[~inner].min() > atom_scores[inner].max()  # surface atoms are new
+
+
+def test_detector_needs_fitting_and_enough_atoms(model):
+    with pytest.raises(ValueError, match="call fit"):
+        AnomalyDetector(model).score(_crystals(1, 0))
+    with pytest.raises(ValueError, match="more than k"):
+        AnomalyDetector(model, k=50).fit(_crystals(1, 0))
