@@ -7,15 +7,17 @@ Public API::
     EnergyModel, SchNet, NequIP, ARCHITECTURES   potentials (ase_gnn.models)
     predict, Prediction                          energy, forces, stress (ase_gnn.forces)
     GNNCalculator                                the ASE calculator
+    OnRequestCalculator, AnomalyCalculator       extra results only when asked (ase_gnn.extras)
     save_model, load_model                       safetensors model files
-    NodeHead, EdgeHead, GraphHead                output heads on the backbone (ase_gnn.heads)
+    Head, NodeHead, EdgeHead, GraphHead          output heads on the backbone (ase_gnn.heads)
     embed, cluster, AnomalyDetector              embeddings, clustering, OOD scores
 """
 
 from ase_gnn.calculator import GNNCalculator, to_ase_results
+from ase_gnn.extras import AnomalyCalculator, OnRequestCalculator
 from ase_gnn.forces import Prediction, predict
 from ase_gnn.graph import AtomicGraph, batch_graphs, edge_vectors, unbatch
-from ase_gnn.heads import EdgeHead, GraphHead, NodeHead
+from ase_gnn.heads import EdgeHead, GraphHead, Head, NodeHead
 from ase_gnn.io import load_model, read_metadata, save_model
 from ase_gnn.models import ARCHITECTURES, EnergyModel, NequIP, SchNet
 from ase_gnn.neighbors import graph_from_atoms
@@ -25,6 +27,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ARCHITECTURES",
+    "AnomalyCalculator",
     "AnomalyDetector",
     "AtomicGraph",
     "EdgeHead",
@@ -32,8 +35,10 @@ __all__ = [
     "EnergyModel",
     "GNNCalculator",
     "GraphHead",
+    "Head",
     "NequIP",
     "NodeHead",
+    "OnRequestCalculator",
     "Prediction",
     "SchNet",
     "batch_graphs",

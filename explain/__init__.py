@@ -7,7 +7,7 @@ Public API::
 
     Explainer, Attribution                      attributions (explain.explainer, explain.result)
     Target, Energy, EnergyPerAtom, LocalEnergy,
-    ForceComponent, StressComponent             what is explained (explain.targets)
+    ForceComponent, StressComponent, HeadOutput what is explained (explain.targets)
     METHODS                                     the methods and their defaults (explain.methods)
 
 Example::
@@ -25,6 +25,7 @@ from explain.targets import (
     Energy,
     EnergyPerAtom,
     ForceComponent,
+    HeadOutput,
     LocalEnergy,
     StressComponent,
     Target,
@@ -37,6 +38,7 @@ __all__ = [
     "EnergyPerAtom",
     "Explainer",
     "ForceComponent",
+    "HeadOutput",
     "LocalEnergy",
     "StressComponent",
     "Target",

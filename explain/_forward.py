@@ -47,13 +47,21 @@ class AtomGated(nn.Module):
         self.gates = gates
         self.keep_reference = keep_reference
 
-    def forward(self, graph: AtomicGraph, edge_weight: Tensor | None = None) -> Tensor:
-        """Gated local energies ``[N]``, eV."""
+    def edge_weight(self, graph: AtomicGraph, edge_weight: Tensor | None) -> Tensor:
+        """``[E]`` weights a_i a_j (times ``edge_weight``) of every edge."""
         center, neighbor = graph.edge_index
         weight = self.gates[center] * self.gates[neighbor]
-        if edge_weight is not None:
-            weight = weight * edge_weight
-        local = self.model(graph, weight)
+        return weight if edge_weight is None else weight * edge_weight
+
+    def head_outputs(
+        self, graph: AtomicGraph, names: list[str], edge_weight: Tensor | None = None
+    ) -> dict[str, Tensor]:
+        """The model's head outputs with the atoms' messages gated (no energy term here)."""
+        return self.model.head_outputs(graph, names, self.edge_weight(graph, edge_weight))
+
+    def forward(self, graph: AtomicGraph, edge_weight: Tensor | None = None) -> Tensor:
+        """Gated local energies ``[N]``, eV."""
+        local = self.model(graph, self.edge_weight(graph, edge_weight))
         if not self.keep_reference:
             return self.gates * local
         reference = self.model.reference_energies(graph)

@@ -6,16 +6,15 @@ from collections.abc import Iterable
 from typing import Any
 
 from ase import Atoms
-from ase.calculators.calculator import Calculator, all_changes
 from tqdm.auto import tqdm
 
-from ase_gnn import GNNCalculator
+from ase_gnn import GNNCalculator, OnRequestCalculator
 from explain.explainer import Explainer
 from explain.result import Attribution
 from explain.targets import Target
 
 
-class ExplainingCalculator(Calculator):
+class ExplainingCalculator(OnRequestCalculator):
     """A :class:`ase_gnn.GNNCalculator` whose results can also hold attributions.
 
     ``atom_attributions`` ``[N]`` and ``edge_attributions`` ``[E]`` are computed only when asked
@@ -32,11 +31,7 @@ class ExplainingCalculator(Calculator):
         As for :class:`explain.Explainer` (one explainer per level is made from them).
     """
 
-    implemented_properties = (  # type: ignore[assignment]  # a tuple, never mutated
-        *GNNCalculator.implemented_properties,
-        "atom_attributions",
-        "edge_attributions",
-    )
+    extra_properties = ("atom_attributions", "edge_attributions")
 
     def __init__(
         self,
@@ -46,8 +41,7 @@ class ExplainingCalculator(Calculator):
         internal_batch_size: int = 32,
         **options: Any,
     ) -> None:
-        super().__init__()
-        self.calculator = calculator
+        super().__init__(calculator)
         self.explainers = {
             level: Explainer(
                 calculator.model,
@@ -61,28 +55,15 @@ class ExplainingCalculator(Calculator):
         }
         self.attributions: dict[str, Attribution] = {}
 
-    def calculate(
-        self,
-        atoms: Atoms | None = None,
-        properties: list[str] | None = None,
-        system_changes: list[str] = all_changes,
-    ) -> None:
-        """Energy, forces, stress from the wrapped calculator; attributions if requested."""
-        super().calculate(atoms, properties, system_changes)
-        assert self.atoms is not None
-        properties = properties or ["energy"]
-        if "energy" not in self.results:  # ASE keeps results while the atoms are unchanged
-            self.calculator.calculate(self.atoms, ["energy", "forces"], all_changes)
-            self.results.update(self.calculator.results)
-            self.attributions = {}
-        for level in ("atom", "edge"):
-            if f"{level}_attributions" in properties:
-                attribution = self.explainers[level].explain(self.atoms)
-                self.attributions[level] = attribution
-                self.results[f"{level}_attributions"] = attribution.scores
-                if level == "edge":
-                    self.results["edge_index"] = attribution.edge_index
-                    self.results["edge_shift"] = attribution.edge_shift
+    def compute_extra(self, name: str, atoms: Atoms) -> dict[str, Any]:
+        """Attributions at the level the property names."""
+        level = name.removesuffix("_attributions")
+        attribution = self.explainers[level].explain(atoms)
+        self.attributions[level] = attribution
+        results: dict[str, Any] = {name: attribution.scores}
+        if level == "edge":
+            results.update(edge_index=attribution.edge_index, edge_shift=attribution.edge_shift)
+        return results
 
 
 def attribute_trajectory(

@@ -105,6 +105,7 @@ class Explainer:
                 "baseline 'zero' removes atoms' reference energies and needs level='atom'; at "
                 "edge level every gate 0 is the 'isolated' baseline"
             )
+        target.check_model(model)
         if internal_batch_size < 1:
             raise ValueError(f"internal_batch_size must be >= 1, got {internal_batch_size}")
         self.model, self.method, self.target, self.level = model, method, target, level
@@ -150,7 +151,7 @@ class Explainer:
 
     def forward(self, graph: AtomicGraph) -> GateForward:
         """The attributed function: gates ``[S, K]`` → target ``[S]`` (:mod:`explain._forward`)."""
-        self.target.check(graph)
+        self.target.check(graph, self.model)
         return GateForward(
             self.model, self.target, graph, self.level, keep_reference=self.baseline != "zero"
         )

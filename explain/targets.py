@@ -7,20 +7,22 @@ follow from :func:`ase_gnn.predict` with ``training=True``: the autograd graph o
 stress is kept, which lets the attribution method differentiate them once more with respect to
 the gates.
 
-Output heads of other model types plug in by subclassing :class:`Target`: implement
-:meth:`Target.__call__` (and :attr:`Target.name`), and set :attr:`Target.position_level` to
-False if the value cannot be differentiated with respect to positions.
+Output heads of the model (:mod:`ase_gnn.heads`) are explained through :class:`HeadOutput`;
+other quantities plug in by subclassing :class:`Target`: implement :meth:`Target.__call__` (and
+:attr:`Target.name`), and set :attr:`Target.position_level` to False if the value cannot be
+differentiated with respect to positions.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from typing import Protocol, cast
 
 import torch
 from torch import Tensor, nn
 
-from ase_gnn import AtomicGraph, predict
+from ase_gnn import AtomicGraph, EnergyModel, Head, predict
 
 
 class Target(ABC):
@@ -54,11 +56,20 @@ class Target(ABC):
             ``[E]`` weights of every edge, or None.
         """
 
-    def check(self, graph: AtomicGraph) -> None:  # noqa: B027 - optional hook, valid by default
+    def check(self, graph: AtomicGraph, model: EnergyModel) -> None:  # noqa: B027 - optional
         """Raise ``ValueError`` if the target is undefined for this one-structure graph."""
+
+    def check_model(self, model: EnergyModel) -> None:  # noqa: B027 - optional hook
+        """Raise ``ValueError`` if ``model`` cannot give this target (checked when built)."""
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r})"
+
+
+class _WithHeads(Protocol):
+    def head_outputs(
+        self, graph: AtomicGraph, names: list[str], edge_weight: Tensor | None = None
+    ) -> dict[str, Tensor]: ...
 
 
 def _check_atom(atom: int, graph: AtomicGraph, what: str) -> None:
@@ -104,7 +115,7 @@ class LocalEnergy(Target):
     def name(self) -> str:
         return f"local energy[{self.atom}]"
 
-    def check(self, graph: AtomicGraph) -> None:
+    def check(self, graph: AtomicGraph, model: EnergyModel) -> None:
         _check_atom(self.atom, graph, "local energy")
 
     def __call__(self, model: nn.Module, graph: AtomicGraph, edge_weight: Tensor | None) -> Tensor:
@@ -145,7 +156,7 @@ class ForceComponent(Target):
     def name(self) -> str:
         return f"force[{self.atom}]·({', '.join(f'{v:g}' for v in self.unit_vector())})"
 
-    def check(self, graph: AtomicGraph) -> None:
+    def check(self, graph: AtomicGraph, model: EnergyModel) -> None:
         _check_atom(self.atom, graph, "force")
         self.unit_vector()
 
@@ -172,7 +183,7 @@ class StressComponent(Target):
     def name(self) -> str:
         return f"stress[{'xyz'[self.i]}{'xyz'[self.j]}]"
 
-    def check(self, graph: AtomicGraph) -> None:
+    def check(self, graph: AtomicGraph, model: EnergyModel) -> None:
         if self.i not in (0, 1, 2) or self.j not in (0, 1, 2):
             raise ValueError(f"stress component ({self.i}, {self.j}) is not in 0…2")
         if not bool(graph.pbc.any()) or abs(float(torch.linalg.det(graph.cell[0]))) < 1e-10:
@@ -185,3 +196,63 @@ class StressComponent(Target):
         )
         assert prediction.stress is not None
         return prediction.stress[:, self.i, self.j]
+
+
+@dataclass(frozen=True, repr=False)
+class HeadOutput(Target):
+    """One output of a node, edge or graph head of the model (:mod:`ase_gnn.heads`).
+
+    For a classifier the output is the logit of class ``component``. At atom level, atom gates
+    switch the messages (edge weights a_i a_j), as for energies.
+
+    Parameters
+    ----------
+    head
+        Name of the head (``model.heads``).
+    component
+        Output column (class index for classifiers).
+    item
+        Atom index (node heads) or edge index (edge heads) within the structure; None for graph
+        heads.
+    """
+
+    head: str
+    component: int = 0
+    item: int | None = None
+
+    @property
+    def name(self) -> str:
+        where = "" if self.item is None else f"[{self.item}]"
+        return f"{self.head}{where}[{self.component}]"
+
+    def check_model(self, model: EnergyModel) -> None:
+        if self.head not in model.heads:
+            raise ValueError(f"the model has no head {self.head!r}; it has {list(model.heads)}")
+        head = model.heads[self.head]
+        assert isinstance(head, Head)
+        if not 0 <= self.component < head.num_outputs:
+            raise ValueError(
+                f"head {self.head!r} has {head.num_outputs} outputs, not {self.component}"
+            )
+        if (head.level == "graph") != (self.item is None):
+            raise ValueError(
+                f"a {head.level} head needs "
+                + ("no item" if head.level == "graph" else f"item = the {head.level} index")
+            )
+
+    def check(self, graph: AtomicGraph, model: EnergyModel) -> None:
+        if self.item is not None:
+            level = model.heads[self.head].level
+            count = graph.num_atoms if level == "node" else graph.num_edges
+            if not 0 <= self.item < count:
+                raise ValueError(f"{self.head}: {level} {self.item} is not among the {count}")
+
+    def __call__(self, model: nn.Module, graph: AtomicGraph, edge_weight: Tensor | None) -> Tensor:
+        """The chosen output ``[B]`` of every structure."""
+        # An EnergyModel or its atom-gated wrapper: both have head_outputs.
+        outputs = cast(_WithHeads, model).head_outputs(graph, [self.head], edge_weight)[self.head]
+        if self.item is None:  # graph head: [B, C]
+            return outputs[:, self.component]
+        per_structure = outputs.shape[0] // graph.num_graphs  # atoms or edges of one copy
+        rows = torch.arange(graph.num_graphs, device=outputs.device) * per_structure + self.item
+        return outputs[rows, self.component]

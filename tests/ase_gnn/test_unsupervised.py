@@ -68,3 +68,52 @@ def test_detector_needs_fitting_and_enough_atoms(model):
         AnomalyDetector(model).score(_crystals(1, 0))
     with pytest.raises(ValueError, match="more than k"):
         AnomalyDetector(model, k=50).fit(_crystals(1, 0))
+
+
+def test_calculator_reports_anomaly_only_when_asked(model, monkeypatch):
+    from ase import units
+    from ase.md.verlet import VelocityVerlet
+
+    from ase_gnn import AnomalyCalculator, GNNCalculator
+
+    detector = AnomalyDetector(model).fit(_crystals(10, 0))
+    calls = []
+    original = detector.score_atoms
+    monkeypatch.setattr(detector, "score_atoms", lambda a: calls.append(1) or original(a))
+    atoms = _crystals(1, 5)[0]
+    atoms.calc = AnomalyCalculator(GNNCalculator(model), detector)
+    VelocityVerlet(atoms, timestep=1.0 * units.fs).run(3)
+    assert calls == []
+    assert atoms.get_potential_energy() == pytest.approx(
+        GNNCalculator(model).get_potential_energy(atoms)
+    )
+    scores = atoms.calc.get_property("atom_anomaly", atoms)
+    assert scores.shape == (32,) and atoms.calc.get_property("anomaly", atoms) == scores.max()
+    assert len(calls) == 1  # both results from one pass, then cached
+    compressed = atoms.copy()
+    compressed.set_cell(compressed.cell * 0.9, scale_atoms=True)
+    assert atoms.calc.get_property("anomaly", compressed) > scores.max()
+
+
+def test_maps_confusion_matrix_and_histograms_are_drawn(model, tmp_path):
+    from matplotlib.image import imread
+
+    from ase_gnn.plots import anomaly_histogram, confusion_matrix_plot, embedding_map
+
+    slab = fcc111("Cu", (3, 3, 4), vacuum=6.0)
+    layer = np.round(slab.positions[:, 2], 1)
+    surface = np.where((layer == layer.min()) | (layer == layer.max()), "surface", "inner")
+    features = embed(model, slab).atoms
+    for method in ("pca", "tsne"):
+        coordinates = embedding_map(features, tmp_path / f"{method}.png", surface, method=method)
+        assert coordinates.shape == (36, 2)
+    matrix = confusion_matrix_plot(
+        np.array([0, 1, 1, 2]), np.array([0, 1, 2, 2]), ["fcc", "bcc", "hcp"], tmp_path / "cm.png"
+    )
+    assert matrix.tolist() == [[1, 0, 0], [0, 1, 1], [0, 0, 1]]
+    anomaly_histogram({"a": np.arange(10.0), "b": np.arange(5.0, 20.0)}, tmp_path / "h.png", 9.0)
+    for name in ("pca.png", "tsne.png", "cm.png", "h.png"):
+        image = imread(tmp_path / name)
+        assert image.shape[0] > 100 and image[..., :3].std() > 0.05
+    with pytest.raises(ValueError, match="method must be"):
+        embedding_map(features, tmp_path / "x.png", method="mds")

@@ -217,3 +217,36 @@ def test_targets_undefined_for_a_structure_are_refused(model, atoms):
         )
     with pytest.raises(ValueError, match="non-zero 3-vector"):
         Explainer(model, target=ForceComponent(0, (0.0, 0.0, 0.0))).explain(atoms)
+
+
+def test_heads_are_targets_at_every_level():
+    from ase_gnn import EdgeHead, GraphHead, NodeHead
+    from explain import HeadOutput
+
+    model = tiny_model("SchNet", ["C", "H", "O"], cutoff=4.0).double()
+    width = model.num_features
+    model.add_head(NodeHead("charges", width))
+    model.add_head(EdgeHead("order", width, cutoff=4.0, task="classification", classes=["a", "b"]))
+    model.add_head(GraphHead("gap", width))
+    atoms = molecule("CH3CH2OH")
+    with torch.no_grad():
+        graph_out = model.head_outputs(Explainer(model).graph(atoms))
+    for target, expected in [
+        (HeadOutput("gap"), float(graph_out["gap"][0, 0])),
+        (HeadOutput("charges", item=2), float(graph_out["charges"][2, 0])),
+        (HeadOutput("order", component=1, item=5), float(graph_out["order"][5, 1])),
+    ]:
+        for level in ("edge", "atom"):
+            attribution = Explainer(model, target=target, level=level).explain(atoms)
+            assert attribution.target_value == pytest.approx(expected, abs=1e-12)
+            assert abs(attribution.completeness_gap) < 1e-6
+    position = Explainer(model, "saliency", HeadOutput("gap"), level="position").explain(atoms)
+    assert position.position.shape == (9, 3)
+    with pytest.raises(ValueError, match="no head 'dipole'"):
+        Explainer(model, target=HeadOutput("dipole"))
+    with pytest.raises(ValueError, match="needs item"):
+        Explainer(model, target=HeadOutput("charges"))
+    with pytest.raises(ValueError, match="has 2 outputs"):
+        Explainer(model, target=HeadOutput("order", component=2, item=0))
+    with pytest.raises(ValueError, match="node 40 is not among the 9"):
+        Explainer(model, target=HeadOutput("charges", item=40)).explain(atoms)
