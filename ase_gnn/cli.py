@@ -1,13 +1,17 @@
-"""Command line: ``ase-gnn generate | train | evaluate | md | demo``. Thin wrappers over the
-Python API."""
+"""Command line: ``ase-gnn generate | train | evaluate | md | demo | embed | cluster | anomaly``.
+Thin wrappers over the Python API."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from ase import Atoms
 
 
 def _generate(args: argparse.Namespace) -> None:
@@ -117,6 +121,97 @@ def _demo(args: argparse.Namespace) -> None:
     )
 
 
+def _labels_of(structures: Sequence[Atoms], key: str | None) -> np.ndarray | None:
+    """``info[key]`` of every structure, or None if a structure lacks it."""
+    if key is None or not all(key in atoms.info for atoms in structures):
+        return None
+    return np.array([str(atoms.info[key]) for atoms in structures])
+
+
+def _embed(args: argparse.Namespace) -> None:
+    from ase_gnn import embed, load_model
+    from ase_gnn.plots import embedding_map
+    from ase_gnn.training import read_structures
+
+    model = load_model(args.model)
+    structures = read_structures(args.data)
+    embeddings = embed(model, structures, progress=True)
+    np.savez(
+        args.out,
+        atoms=embeddings.atoms,
+        structures=embeddings.structures,
+        structure_index=embeddings.structure_index,
+    )
+    print(f"{len(structures)} structures, {len(embeddings.atoms)} atoms, "
+          f"{embeddings.atoms.shape[1]} features -> {args.out}")  # fmt: skip
+    if args.plot:
+        labels = _labels_of(structures, args.label_key)
+        embedding_map(embeddings.structures, args.plot, labels, method=args.method)
+
+
+def _cluster(args: argparse.Namespace) -> None:
+    import ase.io
+    from sklearn.metrics import adjusted_rand_score
+
+    from ase_gnn import cluster, embed, load_model
+    from ase_gnn.plots import embedding_map
+    from ase_gnn.training import read_structures
+
+    model = load_model(args.model)
+    structures = read_structures(args.data)
+    embeddings = embed(model, structures, progress=True)
+    features = embeddings.atoms if args.level == "atom" else embeddings.structures
+    labels = cluster(features, args.clusters, method=args.method, seed=args.seed)
+    sizes = np.bincount(labels, minlength=args.clusters)
+    print(f"{args.clusters} clusters of {args.level}s, sizes {sizes.tolist()}")
+    for index, atoms in enumerate(structures):
+        atoms.calc = None
+        if args.level == "atom":
+            atoms.arrays["cluster"] = labels[embeddings.structure_index == index]
+        else:
+            atoms.info["cluster"] = int(labels[index])
+    if args.out:
+        ase.io.write(args.out, structures)
+    known = None
+    if args.label_key and args.level == "structure":
+        known = _labels_of(structures, args.label_key)
+    elif args.label_key and all(args.label_key in a.arrays for a in structures):
+        known = np.concatenate([np.asarray(a.arrays[args.label_key]) for a in structures])
+    if known is not None:
+        print(f"adjusted Rand index vs {args.label_key}: {adjusted_rand_score(known, labels):.3f}")
+    if args.plot:
+        embedding_map(features, args.plot, labels, title=f"{args.clusters} clusters")
+
+
+def _anomaly(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from ase_gnn import AnomalyDetector, load_model
+    from ase_gnn.plots import anomaly_histogram
+    from ase_gnn.training import read_structures
+
+    model = load_model(args.model)
+    detector = AnomalyDetector(model, k=args.k).fit(read_structures(args.train))
+    print(f"fitted on {args.train}; threshold (99th percentile of training atoms) "
+          f"{detector.threshold:.3f}")  # fmt: skip
+    scores = {}
+    rows = ["file,index,formula,score"]
+    for path in args.data:
+        structures = read_structures(path)
+        scores[Path(path).stem] = values = detector.score(structures)
+        above = float(np.mean(values > detector.threshold))
+        print(f"{path}: median {np.median(values):.3f}, max {values.max():.3f}, "
+              f"{100 * above:.0f} % above threshold")  # fmt: skip
+        rows += [
+            f"{path},{k},{atoms.get_chemical_formula()},{value:.6g}"
+            for k, (atoms, value) in enumerate(zip(structures, values))
+        ]
+    if args.out:
+        Path(args.out).write_text("\n".join(rows) + "\n")
+    if args.plot:
+        anomaly_histogram(scores, args.plot, detector.threshold)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``ase-gnn``."""
     parser = argparse.ArgumentParser(prog="ase-gnn", description=__doc__)
@@ -189,6 +284,36 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--md-steps", type=int, default=500)
     demo.add_argument("--seed", type=int, default=0)
     demo.set_defaults(run=_demo)
+
+    embed = commands.add_parser("embed", help="per-atom and per-structure embeddings of a model")
+    embed.add_argument("model", help="model file (.safetensors)")
+    embed.add_argument("data", help="structure file")
+    embed.add_argument("--out", default="embeddings.npz", help="npz file to write")
+    embed.add_argument("--plot", help="image of a 2-D map of the structure embeddings")
+    embed.add_argument("--method", choices=["pca", "tsne", "umap"], default="pca")
+    embed.add_argument("--label-key", default="config_type", help="info key colouring the map")
+    embed.set_defaults(run=_embed)
+
+    clusters = commands.add_parser("cluster", help="cluster atomic environments or structures")
+    clusters.add_argument("model", help="model file (.safetensors)")
+    clusters.add_argument("data", help="structure file")
+    clusters.add_argument("--clusters", type=int, default=4)
+    clusters.add_argument("--level", choices=["atom", "structure"], default="atom")
+    clusters.add_argument("--method", choices=["kmeans", "gaussian_mixture"], default="kmeans")
+    clusters.add_argument("--label-key", help="known labels (arrays or info) to score against")
+    clusters.add_argument("--out", help="extxyz with arrays['cluster'] or info['cluster']")
+    clusters.add_argument("--plot", help="image of a 2-D map coloured by cluster")
+    clusters.add_argument("--seed", type=int, default=0)
+    clusters.set_defaults(run=_cluster)
+
+    anomaly = commands.add_parser("anomaly", help="out-of-distribution scores of structures")
+    anomaly.add_argument("model", help="model file (.safetensors)")
+    anomaly.add_argument("data", nargs="+", help="structure files to score")
+    anomaly.add_argument("--train", required=True, help="structures the model was trained on")
+    anomaly.add_argument("--k", type=int, default=5, help="nearest training environments")
+    anomaly.add_argument("--out", help="CSV of per-structure scores")
+    anomaly.add_argument("--plot", help="image of score histograms per file")
+    anomaly.set_defaults(run=_anomaly)
     return parser
 
 

@@ -76,7 +76,7 @@ def test_console_script_lists_its_commands() -> None:
     if not executable.exists():
         pytest.skip("console script not installed beside this interpreter")
     out = subprocess.run([executable, "--help"], capture_output=True, text=True, check=True)
-    for command in ("generate", "train", "evaluate", "md", "demo"):
+    for command in ("generate", "train", "evaluate", "md", "demo", "embed", "cluster", "anomaly"):
         assert command in out.stdout
 
 
@@ -113,3 +113,56 @@ def test_generate_xtb_writes_labelled_molecules(tmp_path: Path) -> None:
 
     frames = read(out, index=":")
     assert len(frames) == 3 and frames[0].get_forces().shape == (3, 3)
+
+
+def test_embed_cluster_and_anomaly_commands(tmp_path: Path, capsys) -> None:
+    import ase.io
+    import numpy as np
+    from ase.build import bulk, fcc111
+
+    from ase_gnn import save_model
+    from ase_gnn.testing import tiny_model
+
+    model_file = tmp_path / "m.safetensors"
+    save_model(tiny_model("SchNet", ["Cu"], cutoff=4.0), model_file)
+    crystals = []
+    for seed in range(12):
+        atoms = bulk("Cu", cubic=True).repeat((2, 2, 2))
+        atoms.rattle(0.05, seed=seed)
+        atoms.info["config_type"] = "bulk"
+        crystals.append(atoms)
+    ase.io.write(tmp_path / "train.extxyz", crystals[:8])
+    ase.io.write(tmp_path / "normal.extxyz", crystals[8:])
+    slab = fcc111("Cu", (2, 2, 6), vacuum=6.0)
+    layer = np.round(slab.positions[:, 2], 1)
+    slab.arrays["site"] = ((layer == layer.min()) | (layer == layer.max())).astype(int)
+    slab.info["config_type"] = "surface"
+    slab.info.pop("adsorbate_info")  # a dict extxyz cannot store
+    ase.io.write(tmp_path / "slab.extxyz", slab)
+    mixed = tmp_path / "mixed.extxyz"
+    ase.io.write(mixed, crystals[:4] + [slab])
+
+    embeddings = tmp_path / "e.npz"
+    argv = ["embed", str(model_file), str(mixed), "--out", str(embeddings)]
+    assert main([*argv, "--plot", str(tmp_path / "map.png")]) == 0
+    with np.load(embeddings) as saved:
+        assert saved["atoms"].shape == (4 * 32 + 24, 16) and saved["structures"].shape == (5, 16)
+    assert (tmp_path / "map.png").stat().st_size > 10_000
+
+    out = tmp_path / "clusters.extxyz"
+    argv = ["cluster", str(model_file), str(tmp_path / "slab.extxyz"), "--clusters", "2"]
+    assert main([*argv, "--label-key", "site", "--out", str(out)]) == 0
+    assert "adjusted Rand index vs site: 1.000" in capsys.readouterr().out
+    assert set(ase.io.read(out).arrays["cluster"]) == {0, 1}
+
+    scores = tmp_path / "scores.csv"
+    argv = [
+        "anomaly",
+        str(model_file),
+        str(tmp_path / "normal.extxyz"),
+        str(tmp_path / "slab.extxyz"),
+    ]
+    assert main([*argv, "--train", str(tmp_path / "train.extxyz"), "--out", str(scores)]) == 0
+    rows = [line.split(",") for line in scores.read_text().splitlines()[1:]]
+    normal = [float(r[3]) for r in rows if "normal" in r[0]]
+    assert float(rows[-1][3]) > max(normal)  # the slab is unlike the bulk training data
