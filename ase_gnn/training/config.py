@@ -110,6 +110,41 @@ class LossConfig:
 
 
 @dataclass(frozen=True)
+class HeadConfig:
+    """One output head trained together with the energy (a ``[[heads]]`` table).
+
+    Labels: node heads read ``atoms.arrays[key]`` (``[N]`` or ``[N, C]``), edge heads an
+    ``[N, N]`` matrix ``atoms.arrays[key]`` (entry i, j labels every edge i→j), graph heads
+    ``atoms.info[key]``. Class labels may be names (from ``classes``) or indices. A structure
+    without the key contributes nothing to this head's loss and metrics.
+    """
+
+    name: str = ""
+    """Name of the head (an identifier); also the label key unless ``key`` is set."""
+    level: Literal["node", "edge", "graph"] = "graph"
+    """What is predicted: per atom, per edge, or per structure."""
+    task: Literal["regression", "classification"] = "regression"
+    """Squared error (MAE/RMSE reported) or cross-entropy (accuracy reported)."""
+    key: str = ""
+    """Label key; defaults to ``name``."""
+    classes: tuple[str, ...] = ()
+    """Class names, in output order (classification)."""
+    weight: float = 1.0
+    """Weight of this head's per-structure loss term."""
+    num_outputs: int = 1
+    """Outputs per item (regression)."""
+    hidden: int = 64
+    """Width of the head's hidden layers."""
+    readout: Literal["sum", "mean"] = "mean"
+    """Graph heads: sum (extensive) or mean (intensive) over atoms."""
+
+    @property
+    def label_key(self) -> str:
+        """``key``, or ``name`` if unset."""
+        return self.key or self.name
+
+
+@dataclass(frozen=True)
 class OptimizerConfig:
     """Optimiser, gradient clipping and weight averaging."""
 
@@ -190,6 +225,8 @@ class TrainConfig:
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     run: RunConfig = field(default_factory=RunConfig)
+    heads: tuple[HeadConfig, ...] = ()
+    """Output heads trained beside the energy (``[[heads]]`` tables, see :class:`HeadConfig`)."""
 
     def to_dict(self) -> dict[str, Any]:
         """Plain nested dictionaries (JSON/TOML-ready)."""
@@ -233,6 +270,10 @@ def _check_type(value: Any, annotation: Any, where: str) -> Any:
         return value
     if annotation is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if dataclasses.is_dataclass(annotation) and isinstance(annotation, type):
+        if not isinstance(value, Mapping):
+            raise TypeError(f"{where} must be a table, got {value!r}")
+        return _build(annotation, value, where)
     if origin is tuple:
         if not isinstance(value, (list, tuple)):
             raise TypeError(f"{where} must be a list, got {value!r}")
@@ -309,6 +350,16 @@ def _validate(config: TrainConfig) -> None:
             raise ValueError(f"[data] {name} must lie in [0, 1), got {fraction}")
     if config.run.batch_size < 1 or config.run.epochs < 1:
         raise ValueError("[run] batch_size and epochs must be at least 1")
+    names = [head.name for head in config.heads]
+    for head in config.heads:
+        if not head.name.isidentifier() or head.name == "energy":
+            raise ValueError(
+                f"[[heads]] name must be an identifier other than 'energy', got {head.name!r}"
+            )
+        if names.count(head.name) > 1:
+            raise ValueError(f"[[heads]] name {head.name!r} is used twice")
+        if head.task == "classification" and len(set(head.classes)) < 2:
+            raise ValueError(f"[[heads]] {head.name}: classification needs two or more classes")
 
 
 def _parse_value(text: str) -> Any:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import ase.io
 import numpy as np
@@ -16,6 +16,7 @@ from torch import Tensor
 from ase_gnn.graph import AtomicGraph, batch_graphs
 from ase_gnn.neighbors import graph_from_atoms
 from ase_gnn.nn.embedding import check_species
+from ase_gnn.training.config import HeadConfig
 
 
 @dataclass(frozen=True)
@@ -32,20 +33,29 @@ class Labels:
         ``[B, 3, 3]`` stress, eV/Å³ (NaN where a structure has none).
     weight
         ``[B]`` per-structure loss weights.
+    heads
+        Labels of output heads by name: ``[N, ...]`` (node), ``[E, ...]`` (edge) or
+        ``[B, ...]`` (graph); regression labels are floats (NaN = missing), class labels long
+        indices (−1 = missing).
     """
 
     energy: Tensor
     forces: Tensor
     stress: Tensor
     weight: Tensor
+    heads: dict[str, Tensor] = field(default_factory=dict)
 
     def to(self, device: str | torch.device, dtype: torch.dtype) -> Labels:
-        """Copy to ``device`` and ``dtype``."""
+        """Copy to ``device`` and (floats only) ``dtype``."""
         return Labels(
             energy=self.energy.to(device=device, dtype=dtype),
             forces=self.forces.to(device=device, dtype=dtype),
             stress=self.stress.to(device=device, dtype=dtype),
             weight=self.weight.to(device=device, dtype=dtype),
+            heads={
+                name: value.to(device, dtype if value.is_floating_point() else value.dtype)
+                for name, value in self.heads.items()
+            },
         )
 
 
@@ -163,6 +173,7 @@ class GraphDataset(torch.utils.data.Dataset[tuple[AtomicGraph, Labels]]):
         keys: LabelKeys | None = None,
         species: Sequence[int] | None = None,
         name: str = "data set",
+        heads: Sequence[HeadConfig] = (),
     ) -> None:
         if len(structures) == 0:
             raise ValueError(f"the {name} is empty")
@@ -172,8 +183,11 @@ class GraphDataset(torch.utils.data.Dataset[tuple[AtomicGraph, Labels]]):
         self.structures = list(structures)
         self.graphs = [graph_from_atoms(a, cutoff, dtype=dtype) for a in structures]
         self.labels = [
-            labels_from_atoms(a, keys, where=f"{name} structure {k}").to("cpu", dtype)
-            for k, a in enumerate(structures)
+            replace(
+                labels_from_atoms(a, keys, where=f"{name} structure {k}"),
+                heads=head_labels(a, graph, heads, where=f"{name} structure {k}"),
+            ).to("cpu", dtype)
+            for k, (a, graph) in enumerate(zip(structures, self.graphs))
         ]
 
     def __len__(self) -> int:
@@ -198,7 +212,71 @@ def collate(items: Sequence[tuple[AtomicGraph, Labels]]) -> tuple[AtomicGraph, L
         forces=torch.cat([lab.forces for lab in labels]),
         stress=torch.cat([lab.stress for lab in labels]),
         weight=torch.cat([lab.weight for lab in labels]),
+        heads={name: torch.cat([lab.heads[name] for lab in labels]) for name in labels[0].heads},
     )
+
+
+def head_labels(
+    atoms: Atoms, graph: AtomicGraph, heads: Sequence[HeadConfig], where: str = ""
+) -> dict[str, Tensor]:
+    """Labels of every head for one structure (see :class:`HeadConfig` for where they are read).
+
+    Missing labels become NaN (regression) or −1 (classification), which the loss skips.
+
+    Raises
+    ------
+    ValueError
+        For labels of the wrong shape or an unknown class name.
+    """
+    out = {}
+    name = where or atoms.get_chemical_formula()
+    for head in heads:
+        key = head.label_key
+        if head.level == "graph":
+            raw = atoms.info.get(key)
+            shape: tuple[int, ...] = (1,)
+        else:
+            raw = atoms.arrays.get(key)
+            if raw is None and atoms.calc is not None:
+                raw = getattr(atoms.calc, "results", {}).get(key)
+            shape = (len(atoms),) if head.level == "node" else (len(atoms), len(atoms))
+        if raw is None:
+            count = graph.num_edges if head.level == "edge" else shape[0]
+            width = (
+                ()
+                if head.task == "classification" or head.num_outputs == 1
+                else (head.num_outputs,)
+            )
+            fill = -1 if head.task == "classification" else float("nan")
+            kind = torch.long if head.task == "classification" else torch.float64
+            out[head.name] = torch.full((count, *width), fill, dtype=kind)
+            continue
+        values = np.asarray(raw)
+        if head.task == "classification":
+            values = _class_indices(values, head.classes, f"{name} {head.name}")
+        values = values.reshape(
+            shape
+            + ((head.num_outputs,) if head.num_outputs > 1 and head.task == "regression" else ())
+        )
+        if head.level == "edge":
+            center, neighbor = graph.edge_index.numpy()
+            values = values[center, neighbor]
+        kind = torch.long if head.task == "classification" else torch.float64
+        out[head.name] = torch.as_tensor(np.ascontiguousarray(values)).to(kind)
+    return out
+
+
+def _class_indices(values: np.ndarray, classes: Sequence[str], where: str) -> np.ndarray:
+    """Class names (or integer indices) → indices into ``classes``."""
+    if values.dtype.kind in "iu":
+        if values.size and (values.min() < -1 or values.max() >= len(classes)):
+            raise ValueError(f"{where}: class index outside 0…{len(classes) - 1}")
+        return values.astype(np.int64)
+    lookup = {c: k for k, c in enumerate(classes)}
+    unknown = sorted({str(v) for v in values.ravel()} - set(lookup))
+    if unknown:
+        raise ValueError(f"{where}: unknown class {unknown}; classes are {list(classes)}")
+    return np.vectorize(lambda v: lookup[str(v)], otypes=[np.int64])(values)
 
 
 def fit_atomic_energies(

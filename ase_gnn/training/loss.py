@@ -12,6 +12,7 @@ averaged, follows exactly the same trajectory as one process with the whole batc
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -20,6 +21,7 @@ from torch import Tensor
 
 from ase_gnn.forces import Prediction
 from ase_gnn.graph import AtomicGraph, atoms_per_graph
+from ase_gnn.training.config import HeadConfig
 from ase_gnn.training.data import Labels
 
 
@@ -76,12 +78,53 @@ def per_structure_loss(
     return loss
 
 
+def head_item_graph(level: str, graph: AtomicGraph) -> Tensor:
+    """Structure of every item of a head: ``[N]`` atoms, ``[E]`` edges or ``[B]`` structures."""
+    if level == "node":
+        return graph.batch
+    if level == "edge":
+        return graph.batch[graph.edge_index[0]]
+    return torch.arange(graph.num_graphs, device=graph.batch.device)
+
+
+def head_errors(output: Tensor, label: Tensor, task: str) -> tuple[Tensor, Tensor]:
+    """Per-item error ``[M]`` (squared error summed over outputs, or cross-entropy) and the
+    mask ``[M]`` of items that have a label."""
+    if task == "classification":
+        present = label >= 0
+        errors = torch.nn.functional.cross_entropy(output, label.clamp(min=0), reduction="none")
+        return torch.where(present, errors, 0.0), present
+    label = label.reshape(output.shape)
+    present = ~torch.isnan(label).reshape(len(label), -1).any(dim=1)
+    squared = (output - label.nan_to_num()).pow(2).reshape(len(label), -1).sum(dim=1)
+    return torch.where(present, squared, 0.0), present
+
+
+def per_structure_head_loss(
+    outputs: dict[str, Tensor],
+    labels: Labels,
+    graph: AtomicGraph,
+    heads: Sequence[HeadConfig],
+) -> Tensor:
+    """Σ_h weight_h × (mean error of the head's labelled items in each structure), ``[B]``."""
+    loss = graph.positions.new_zeros(graph.num_graphs)
+    for head in heads:
+        errors, present = head_errors(outputs[head.name], labels.heads[head.name], head.task)
+        owner = head_item_graph(head.level, graph)
+        total = loss.new_zeros(graph.num_graphs).index_add(0, owner, errors.to(loss.dtype))
+        count = loss.new_zeros(graph.num_graphs).index_add(0, owner, present.to(loss.dtype))
+        loss = loss + head.weight * total / count.clamp(min=1)
+    return loss
+
+
 def weighted_loss(
     prediction: Prediction,
     labels: Labels,
     graph: AtomicGraph,
     weights: LossWeights,
     num_structures: float | None = None,
+    head_outputs: dict[str, Tensor] | None = None,
+    heads: Sequence[HeadConfig] = (),
 ) -> Tensor:
     """Weighted per-structure losses summed and divided by ``num_structures`` (default: the
     batch's B, i.e. the mean). A scalar with autograd history.
@@ -90,14 +133,24 @@ def weighted_loss(
     average over processes of their losses is the mean over the whole global batch, whatever
     the share of each process.
     """
-    total = (labels.weight * per_structure_loss(prediction, labels, graph, weights)).sum()
+    per_structure = per_structure_loss(prediction, labels, graph, weights)
+    if heads and head_outputs is not None:
+        per_structure = per_structure + per_structure_head_loss(head_outputs, labels, graph, heads)
+    total = (labels.weight * per_structure).sum()
     return total / (graph.num_graphs if num_structures is None else num_structures)
 
 
-def error_sums(prediction: Prediction, labels: Labels, graph: AtomicGraph) -> dict[str, float]:
+def error_sums(
+    prediction: Prediction,
+    labels: Labels,
+    graph: AtomicGraph,
+    head_outputs: dict[str, Tensor] | None = None,
+    heads: Sequence[HeadConfig] = (),
+) -> dict[str, float]:
     """Sums of absolute and squared errors with their counts, to accumulate over batches/ranks.
 
-    Keys ``{energy,forces,stress}_{abs,sq,n}``; energy errors are per atom (eV/atom).
+    Keys ``{energy,forces,stress}_{abs,sq,n}``; energy errors are per atom (eV/atom). Heads add
+    ``<name>_{abs,sq,n}`` (regression) or ``<name>_{correct,n}`` (classification).
     """
     num_atoms = atoms_per_graph(graph).to(prediction.energy.dtype)
     errors = {"energy": (prediction.energy - labels.energy) / num_atoms}
@@ -111,16 +164,36 @@ def error_sums(prediction: Prediction, labels: Labels, graph: AtomicGraph) -> di
         sums[f"{key}_abs"] = float(error.detach().abs().sum())
         sums[f"{key}_sq"] = float((error.detach() ** 2).sum())
         sums[f"{key}_n"] = float(error.numel())
+    for head in heads if head_outputs is not None else ():
+        assert head_outputs is not None
+        output, label = head_outputs[head.name].detach(), labels.heads[head.name]
+        if head.task == "classification":
+            present = label >= 0
+            correct = (output.argmax(dim=-1) == label) & present
+            sums[f"{head.name}_correct"] = float(correct.sum())
+            sums[f"{head.name}_n"] = float(present.sum())
+        else:
+            error = (output - label.reshape(output.shape))[
+                ~torch.isnan(label.reshape(output.shape))
+            ]
+            sums[f"{head.name}_abs"] = float(error.abs().sum())
+            sums[f"{head.name}_sq"] = float((error**2).sum())
+            sums[f"{head.name}_n"] = float(error.numel())
     return sums
 
 
 def metrics_from_sums(sums: dict[str, float]) -> dict[str, float]:
     """MAE and RMSE per quantity (``energy_mae`` eV/atom, ``forces_mae`` eV/Å, ``stress_mae``
-    eV/Å³, and ``*_rmse``) from accumulated :func:`error_sums`."""
+    eV/Å³, and ``*_rmse``; ``<head>_mae`` / ``<head>_accuracy`` for heads) from accumulated
+    :func:`error_sums`."""
     metrics = {}
-    for key in ("energy", "forces", "stress"):
-        n = sums.get(f"{key}_n", 0.0)
-        if n:
+    for key in [k.removesuffix("_n") for k in sums if k.endswith("_n")]:
+        n = sums[f"{key}_n"]
+        if not n:
+            continue
+        if f"{key}_correct" in sums:
+            metrics[f"{key}_accuracy"] = sums[f"{key}_correct"] / n
+        else:
             metrics[f"{key}_mae"] = sums[f"{key}_abs"] / n
             metrics[f"{key}_rmse"] = (sums[f"{key}_sq"] / n) ** 0.5
     return metrics

@@ -129,7 +129,10 @@ def train_from_config(
     sets = {"train": train, "valid": valid, "test": test}
     metrics = {
         name: evaluate(
-            model, GraphDataset(part, model.cutoff, model.dtype, keys), config.run.eval_batch_size
+            model,
+            GraphDataset(part, model.cutoff, model.dtype, keys, heads=config.heads),
+            config.run.eval_batch_size,
+            heads=config.heads,
         )
         for name, part in sets.items()
         if part

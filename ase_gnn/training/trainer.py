@@ -27,6 +27,7 @@ from torch.optim.swa_utils import AveragedModel
 from tqdm.auto import tqdm
 
 from ase_gnn.forces import predict
+from ase_gnn.heads import build_head
 from ase_gnn.io import resolve_dtype, save_model
 from ase_gnn.models.base import EnergyModel
 from ase_gnn.training.checkpoint import (
@@ -37,7 +38,7 @@ from ase_gnn.training.checkpoint import (
     set_rng_state,
     unflatten_optimizer_state,
 )
-from ase_gnn.training.config import TrainConfig
+from ase_gnn.training.config import HeadConfig, TrainConfig
 from ase_gnn.training.data import GraphDataset, LabelKeys
 from ase_gnn.training.loss import LossWeights, error_sums, metrics_from_sums, weighted_loss
 
@@ -114,13 +115,40 @@ def _all_reduce(values: dict[str, float], device: torch.device) -> dict[str, flo
     return dict(zip(keys, tensor.tolist()))
 
 
-def _validation_loss(metrics: dict[str, float], weights: LossWeights) -> float:
+def _validation_loss(
+    metrics: dict[str, float], weights: LossWeights, heads: Sequence[HeadConfig] = ()
+) -> float:
     loss = weights.energy * metrics["energy_rmse"] ** 2
     if "forces_rmse" in metrics:
         loss += weights.forces * metrics["forces_rmse"] ** 2
     if weights.stress and "stress_rmse" in metrics:
         loss += weights.stress * metrics["stress_rmse"] ** 2
+    for head in heads:
+        if f"{head.name}_rmse" in metrics:
+            loss += head.weight * metrics[f"{head.name}_rmse"] ** 2
+        elif f"{head.name}_accuracy" in metrics:
+            loss += head.weight * (1.0 - metrics[f"{head.name}_accuracy"])
     return loss
+
+
+def add_heads(model: EnergyModel, heads: Sequence[HeadConfig]) -> None:
+    """Attach the configured heads the model does not have yet (in place)."""
+    for head in heads:
+        if head.name in model.heads:
+            continue
+        arguments = {
+            "name": head.name,
+            "num_features": model.num_features,
+            "task": head.task,
+            "num_outputs": head.num_outputs,
+            "classes": head.classes,
+            "hidden": head.hidden,
+        }
+        if head.level == "edge":
+            arguments["cutoff"] = model.cutoff
+        if head.level == "graph":
+            arguments["readout"] = head.readout
+        model.add_head(build_head({"level": head.level, **arguments}))
 
 
 def evaluate(
@@ -129,9 +157,11 @@ def evaluate(
     batch_size: int = 16,
     stress: bool = True,
     shard: bool = False,
+    heads: Sequence[HeadConfig] = (),
 ) -> dict[str, float]:
     """MAE and RMSE of ``model`` on ``dataset``: energy per atom (eV/atom), forces (eV/Å) and,
-    where labelled and defined, stress (eV/Å³).
+    where labelled and defined, stress (eV/Å³); MAE/RMSE or accuracy of the given ``heads``
+    (whose labels ``dataset`` must hold).
 
     With ``shard=True`` under ``torch.distributed`` every rank evaluates its share of the
     structures and the sums are reduced, so all ranks return the same numbers.
@@ -143,7 +173,11 @@ def evaluate(
         graph, labels = dataset.batch(indices[start : start + batch_size], model.device)
         has_cell = bool((torch.linalg.det(graph.cell).abs() > 1e-10).all())
         prediction = predict(model, graph, forces=True, stress=stress and has_cell)
-        for key, value in error_sums(prediction, labels, graph).items():
+        outputs = None
+        if heads:
+            with torch.no_grad():
+                outputs = model.head_outputs(graph, [head.name for head in heads])
+        for key, value in error_sums(prediction, labels, graph, outputs, heads).items():
             sums[key] = sums.get(key, 0.0) + value
     if shard:
         sums = _all_reduce(sums, model.device)
@@ -188,13 +222,25 @@ class Trainer:
             config.data.stress_key,
             config.data.weight_key,
         )
+        self.heads = config.heads
+        if self.heads and self.world_size > 1:
+            raise ValueError(
+                "training output heads runs in one process for now, not under torchrun"
+            )
+        add_heads(model, self.heads)
 
     # -- set-up -----------------------------------------------------------------------------
     def _dataset(self, data: Sequence[Atoms] | GraphDataset, name: str) -> GraphDataset:
         if isinstance(data, GraphDataset):
             return data
         return GraphDataset(
-            data, self.model.cutoff, self.dtype, self.keys, self.model.species, name=f"{name} set"
+            data,
+            self.model.cutoff,
+            self.dtype,
+            self.keys,
+            self.model.species,
+            name=f"{name} set",
+            heads=self.heads,
         )
 
     def _loss_weights(self, epoch: int) -> LossWeights:
@@ -368,8 +414,18 @@ class Trainer:
                 prediction = predict(
                     network, graph, forces=True, stress=weights.stress > 0, training=True
                 )
+                # Heads run the backbone once more: simple, and only when heads are trained.
+                outputs = None
+                if self.heads:
+                    outputs = self.model.head_outputs(graph, [h.name for h in self.heads])
                 loss = weighted_loss(
-                    prediction, labels, graph, weights, num_structures=len(batch) / self.world_size
+                    prediction,
+                    labels,
+                    graph,
+                    weights,
+                    num_structures=len(batch) / self.world_size,
+                    head_outputs=outputs,
+                    heads=self.heads,
                 )
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
@@ -381,7 +437,9 @@ class Trainer:
                 if ema is not None:
                     ema.update_parameters(self.model)
                 loss_sum += float(loss.detach()) * len(batch) / self.world_size
-                for key, value in error_sums(prediction, labels, graph).items():
+                for key, value in error_sums(
+                    prediction, labels, graph, outputs, self.heads
+                ).items():
                     train_sums[key] = train_sums.get(key, 0.0) + value
             train_sums["loss"], train_sums["count"] = loss_sum, float(len(train_set))
             train_sums = _all_reduce(train_sums, self.device)
@@ -393,12 +451,16 @@ class Trainer:
                 "train_loss": train_sums["loss"] / train_sums["count"],
             }
             row |= {f"train_{k}": v for k, v in metrics_from_sums(train_sums).items()}
-            valid_metrics = evaluate(evaluated, valid_set, run.eval_batch_size, shard=True)
+            valid_metrics = evaluate(
+                evaluated, valid_set, run.eval_batch_size, shard=True, heads=self.heads
+            )
             row |= {f"valid_{k}": v for k, v in valid_metrics.items()}
             if test_set is not None:
-                test_metrics = evaluate(evaluated, test_set, run.eval_batch_size, shard=True)
+                test_metrics = evaluate(
+                    evaluated, test_set, run.eval_batch_size, shard=True, heads=self.heads
+                )
                 row |= {f"test_{k}": v for k, v in test_metrics.items()}
-            valid_loss = _validation_loss(valid_metrics, weights)
+            valid_loss = _validation_loss(valid_metrics, weights, self.heads)
             if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
                 scheduler.step(valid_loss)
             elif scheduler is not None:
