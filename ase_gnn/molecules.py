@@ -63,8 +63,10 @@ def generate_xtb(
     list of ase.Atoms
         Non-periodic structures with a ``SinglePointCalculator`` holding ``energy`` and
         ``free_energy`` (eV), ``forces`` ``[N, 3]`` (eV/Å), ``energies`` ``[N]`` (eV, atom
-        partitioned, summing to the energy) and ``charges`` ``[N]`` (e), and ``info`` with
-        ``config_type="md"``, ``molecule`` and ``temperature_K``.
+        partitioned, summing to the energy) and ``charges`` ``[N]`` (e);
+        ``arrays["bond_orders"]`` ``[N, N]`` (Wiberg bond orders); ``info`` with
+        ``config_type="md"``, ``molecule``, ``temperature_K``, ``homo_lumo_gap`` (eV) and
+        ``dipole`` (magnitude of the dipole moment, e·Å).
 
     Raises
     ------
@@ -116,6 +118,26 @@ def generate_xtb(
             energies=np.array(results["energies"]),
             charges=np.array(results["charges"]),
         )
-        snapshot.info.update(config_type="md", molecule=molecule, temperature_K=temperature_K)
+        orders = np.asarray(results["bond-orders"]).reshape(len(atoms), len(atoms), -1)
+        snapshot.arrays["bond_orders"] = orders.sum(axis=-1)  # over spin channels
+        snapshot.info.update(
+            config_type="md",
+            molecule=molecule,
+            temperature_K=temperature_K,
+            homo_lumo_gap=_homo_lumo_gap(snapshot, method),
+            dipole=float(np.linalg.norm(results["dipole"])),
+        )
         structures.append(snapshot)
     return structures
+
+
+def _homo_lumo_gap(atoms: Atoms, method: str) -> float:
+    """HOMO-LUMO gap in eV from a tblite single point (its public interface)."""
+    from tblite.interface import Calculator
+
+    calc = Calculator(method, atoms.numbers, atoms.positions / units.Bohr)
+    calc.set("verbosity", 0)
+    result = calc.singlepoint()
+    energies = result.get("orbital-energies") * units.Hartree
+    occupied = result.get("orbital-occupations") > 1e-3
+    return float(energies[~occupied].min() - energies[occupied].max())

@@ -38,6 +38,21 @@ def test_snapshots_are_distinct_with_consistent_partitions(ethanol) -> None:
         assert not atoms.pbc.any()
 
 
+def test_bond_orders_gap_and_dipole_are_chemically_sensible(ethanol) -> None:
+    for atoms in ethanol:
+        orders = atoms.arrays["bond_orders"]
+        assert orders.shape == (9, 9) and np.allclose(orders, orders.T, atol=1e-8)
+        symbols = atoms.get_chemical_symbols()
+        distances = atoms.get_all_distances()
+        carbons = [k for k, s in enumerate(symbols) if s == "C"]
+        assert 0.9 < orders[carbons[0], carbons[1]] < 1.2  # the C-C single bond
+        hydrogens = [k for k, s in enumerate(symbols) if s == "H"]
+        nearest = [int(np.argsort(distances[h])[1]) for h in hydrogens]
+        assert all(0.85 < orders[h, n] < 1.1 for h, n in zip(hydrogens, nearest))  # X-H
+        assert 8.0 < atoms.info["homo_lumo_gap"] < 15.0  # eV: a saturated alcohol
+        assert 0.1 < atoms.info["dipole"] < 1.0  # e·Å (ethanol: about 1.7 D = 0.35 e·Å)
+
+
 def test_same_seed_gives_the_same_data(ethanol) -> None:
     # bitwise with OMP_NUM_THREADS=1; with more threads tblite's sums round differently
     again = generate_xtb("CH3CH2OH", 2, seed=2, progress=False)

@@ -1,0 +1,192 @@
+"""Node-, edge- and graph-level tasks on generated data, each beside a simple baseline.
+
+1. Ethanol, GFN2-xTB (tblite) Langevin MD at 500 K: one SchNet trained on energy and forces
+   together with heads for partial charges (node), Wiberg bond orders and distances (edge),
+   HOMO-LUMO gap and dipole magnitude (graph). Baselines: the per-element mean (charges), the
+   per-element-pair mean (bond orders, distances), the training mean (gap, dipole).
+2. Cu crystal phases, EMT: fcc, bcc and hcp crystals (strained, rattled, 300-900 K MD) and
+   the liquid (EMT MD at 2500 K), classified by a graph head trained with the energy.
+   Baseline: the majority class.
+3. Masked species in random Cu-Au alloys (EMT structures, labels unused): the pretraining head
+   of :mod:`ase_gnn.pretrain`. Baseline: always the more common element.
+
+Usage::
+
+    OMP_NUM_THREADS=1 python bench/tasks.py               # 90 s of training per task
+    OMP_NUM_THREADS=1 python bench/tasks.py --budget 20   # a quick look
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from collections import defaultdict
+
+import numpy as np
+import torch
+from ase import Atoms, units
+from ase.build import bulk
+from ase.calculators.emt import EMT
+from ase.calculators.singlepoint import SinglePointCalculator
+from ase.md.langevin import Langevin
+
+from ase_gnn import SchNet, graph_from_atoms
+from ase_gnn.generate import generate_emt_alloy
+from ase_gnn.md import thermalize_momenta
+from ase_gnn.molecules import generate_xtb
+from ase_gnn.pretrain import pretrain
+from ase_gnn.training import GraphDataset, evaluate
+from ase_gnn.training.config import HeadConfig, RunConfig, TrainConfig
+from ase_gnn.training.data import head_labels
+from ase_gnn.training.setup import prepare_model
+from ase_gnn.training.trainer import Trainer
+
+
+def train_with_heads(
+    structures: list[Atoms], heads: tuple[HeadConfig, ...], budget: float, cutoff: float
+) -> tuple[SchNet, list[Atoms], list[Atoms]]:
+    """SchNet trained on energy, forces and ``heads`` (80/10/10 split); test and train sets."""
+    n = len(structures)
+    train, valid, test = (
+        structures[: n * 8 // 10],
+        structures[n * 8 // 10 : n * 9 // 10],
+        structures[n * 9 // 10 :],
+    )
+    species = sorted({s for a in structures for s in a.get_chemical_symbols()})
+    model = SchNet(species, cutoff=cutoff)
+    prepare_model(model, train, "fit")
+    with tempfile.TemporaryDirectory() as folder:
+        config = TrainConfig(
+            heads=heads,
+            run=RunConfig(epochs=100_000, time_budget=budget, out_dir=folder, progress=False),
+        )
+        Trainer(model, config).fit(train, valid)
+    return model, test, train
+
+
+def _metrics(model: SchNet, test: list[Atoms], heads: tuple[HeadConfig, ...]) -> dict[str, float]:
+    return evaluate(model, GraphDataset(test, model.cutoff, model.dtype, heads=heads), heads=heads)
+
+
+def baseline(train: list[Atoms], test: list[Atoms], head: HeadConfig, cutoff: float) -> float:
+    """MAE (regression) or accuracy (classification) of the simple baseline of the module doc."""
+
+    def labelled(structures: list[Atoms]) -> list[tuple[np.ndarray, np.ndarray]]:
+        rows = []
+        for atoms in structures:
+            graph = graph_from_atoms(atoms, cutoff)
+            values = head_labels(atoms, graph, [head])[head.name].numpy()
+            if head.level == "node":
+                groups = atoms.numbers
+            elif head.level == "edge":
+                groups = np.sort(atoms.numbers[graph.edge_index.numpy()], axis=0)
+                groups = groups[0] * 1000 + groups[1]
+            else:
+                groups = np.zeros(1, dtype=int)
+            rows.append((groups, values))
+        return rows
+
+    table: dict[int, list[float]] = defaultdict(list)
+    for groups, values in labelled(train):
+        for g, v in zip(groups, values):
+            table[int(g)].append(v)
+    errors = []
+    for groups, values in labelled(test):
+        for g, v in zip(groups, values):
+            if head.task == "classification":
+                counts = np.bincount(np.asarray(table[int(g)], dtype=int))
+                errors.append(float(np.argmax(counts) == v))
+            else:
+                errors.append(abs(float(np.mean(table[int(g)])) - float(v)))
+    return float(np.mean(errors))
+
+
+def ethanol(count: int, budget: float) -> None:
+    structures = generate_xtb("CH3CH2OH", count, seed=0, progress=False)
+    for atoms in structures:
+        atoms.arrays["distance"] = atoms.get_all_distances()
+    heads = (
+        HeadConfig("charges", "node", weight=100.0),
+        HeadConfig("bond_orders", "edge", weight=10.0),
+        HeadConfig("distance", "edge"),
+        HeadConfig("homo_lumo_gap", "graph"),
+        HeadConfig("dipole", "graph", weight=10.0),
+    )
+    model, test, train = train_with_heads(structures, heads, budget, cutoff=4.0)
+    metrics = evaluate(
+        model, GraphDataset(test, model.cutoff, model.dtype, heads=heads), heads=heads
+    )
+    energy, forces = 1e3 * metrics["energy_mae"], 1e3 * metrics["forces_mae"]
+    print(f"| ethanol xTB | energy | graph | {energy:.2f} meV/atom | forces {forces:.1f} meV/Å |")
+    unit = {"charges": "e", "distance": "Å", "homo_lumo_gap": "eV", "dipole": "e·Å"}
+    for head in heads:
+        reference = baseline(train, test, head, model.cutoff)
+        value = metrics[head.name + "_mae"]
+        row = f"MAE {value:.4g} {unit.get(head.name, '')} | {reference:.4g}"
+        print(f"| ethanol xTB | {head.name} | {head.level} | {row} |", flush=True)
+
+
+def phases(count: int, budget: float) -> None:
+    rng = np.random.default_rng(0)
+    lattice = {"fcc": ("fcc", 3.61, True), "bcc": ("bcc", 2.87, True), "hcp": ("hcp", 2.56, False)}
+    structures = []
+    for k in range(count):
+        name = ["fcc", "bcc", "hcp", "liquid"][k % 4]
+        kind, a, cubic = lattice["fcc" if name == "liquid" else name]
+        atoms = bulk("Cu", kind, a=a, cubic=cubic).repeat((3, 3, 3) if cubic else (3, 3, 2))
+        atoms.set_cell(atoms.cell * (1 + rng.uniform(-0.02, 0.02)), scale_atoms=True)
+        atoms.calc = EMT()
+        temperature = 2500.0 if name == "liquid" else float(rng.uniform(300, 900))
+        thermalize_momenta(atoms, temperature, rng=rng)
+        dynamics = Langevin(
+            atoms, 2 * units.fs, temperature_K=temperature, friction=0.02 / units.fs,
+            fixcm=False, rng=rng,
+        )  # fmt: skip
+        dynamics.run(150 if name == "liquid" else 20)
+        results = {p: atoms.get_properties([p])[p] for p in ("energy", "forces", "stress")}
+        snapshot = Atoms(atoms.numbers, atoms.positions, cell=atoms.cell, pbc=True)
+        snapshot.calc = SinglePointCalculator(snapshot, **results)
+        snapshot.info["phase"] = name
+        structures.append(snapshot)
+    order = rng.permutation(len(structures))
+    structures = [structures[i] for i in order]
+    heads = (
+        HeadConfig("phase", "graph", "classification", classes=("fcc", "bcc", "hcp", "liquid")),
+    )
+    model, test, train = train_with_heads(structures, heads, budget, cutoff=5.0)
+    metrics = evaluate(
+        model, GraphDataset(test, model.cutoff, model.dtype, heads=heads), heads=heads
+    )
+    accuracy, majority = metrics["phase_accuracy"], baseline(train, test, heads[0], 5.0)
+    print(
+        f"| Cu phases EMT | phase | graph | accuracy {accuracy:.3f} | {majority:.3f} |", flush=True
+    )
+
+
+def masked_species(count: int, budget: float) -> None:
+    data = generate_emt_alloy(("Cu", "Au"), count, seed=0, progress=False)
+    model = SchNet(["X", "Cu", "Au"], cutoff=4.5)
+    history = pretrain(model, data, epochs=100_000, time_budget=budget, progress=False)
+    numbers = np.concatenate([a.numbers for a in data])
+    majority = max(np.mean(numbers == 29), np.mean(numbers == 79))
+    accuracy = history.rows[-1]["valid_masked_species_accuracy"]
+    print(f"| Cu-Au EMT | masked species | node | accuracy {accuracy:.3f} | {majority:.3f} |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--budget", type=float, default=90.0, help="training seconds per task")
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    print(f"# bench/tasks.py  torch {torch.__version__}  threads={args.threads}", end="  ")
+    print(f"budget={args.budget:g} s per task\n")
+    print("| data | target | level | held-out result | baseline |")
+    print("|---|---|---|---|---|")
+    ethanol(500, args.budget)
+    phases(160, args.budget)
+    masked_species(200, args.budget)
+
+
+if __name__ == "__main__":
+    main()
