@@ -13,8 +13,9 @@
    KMeans clusters of the atomic environments of a (111) slab with a vacancy against the known
    classes (surface, subsurface, vacancy neighbour, bulk) as adjusted Rand index; and anomaly
    scores of held-out bulk structures against compressed (−7 %), strongly rattled (0.3 Å, as
-   in a melt) and surface structures (ROC AUC). Baselines: clusters of the coordination number within 3 Å, and anomaly scores
-   from the model's energy per atom (distance to the training mean).
+   in a melt) and surface structures (ROC AUC). Baselines: clusters of the coordination
+   number within 3 Å, and anomaly scores from the model's energy per atom (distance to the
+   training mean).
 
 Usage::
 
