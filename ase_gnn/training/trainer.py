@@ -223,10 +223,6 @@ class Trainer:
             config.data.weight_key,
         )
         self.heads = config.heads
-        if self.heads and self.world_size > 1:
-            raise ValueError(
-                "training output heads runs in one process for now, not under torchrun"
-            )
         add_heads(model, self.heads)
 
     # -- set-up -----------------------------------------------------------------------------
@@ -441,7 +437,9 @@ class Trainer:
                     prediction, labels, graph, outputs, self.heads
                 ).items():
                     train_sums[key] = train_sums.get(key, 0.0) + value
-            train_sums["loss"], train_sums["count"] = loss_sum, float(len(train_set))
+            # Every rank adds its share of the count, so the all-reduced count is the set size.
+            train_sums["loss"] = loss_sum
+            train_sums["count"] = float(len(train_set)) / self.world_size
             train_sums = _all_reduce(train_sums, self.device)
             evaluated = self.model if ema is None else cast(EnergyModel, ema.module)
             evaluated.eval()
