@@ -16,8 +16,6 @@ labelled structures. The mask species and the pretraining head stay in the model
 
 from __future__ import annotations
 
-import dataclasses
-import tempfile
 from collections.abc import Sequence
 
 import numpy as np
@@ -28,8 +26,9 @@ from ase.data import chemical_symbols
 
 from ase_gnn.models.base import EnergyModel
 from ase_gnn.nn.mlp import xavier_init_
-from ase_gnn.training.config import HeadConfig, LossConfig, RunConfig, TrainConfig
-from ase_gnn.training.trainer import History, Trainer
+from ase_gnn.training.config import HeadConfig
+from ase_gnn.training.loss import LossWeights
+from ase_gnn.training.trainer import History, fit
 
 #: Atomic number of the mask token (ASE's dummy element "X").
 MASK = 0
@@ -154,24 +153,22 @@ def pretrain(
             HeadConfig(MASKED_SPECIES, "node", "classification", classes=classes,
                        weight=masked_species_weight),
         )  # fmt: skip
-    with tempfile.TemporaryDirectory() as folder:
-        config = TrainConfig(
-            loss=dataclasses.replace(LossConfig(), energy_weight=0.0, forces_weight=1.0),
-            run=RunConfig(
-                epochs=epochs,
-                batch_size=batch_size,
-                time_budget=time_budget,
-                seed=seed,
-                progress=progress,
-                out_dir=folder,
-                dtype="float64" if model.dtype == torch.float64 else "float32",
-            ),
-            heads=heads,
-        )
-        config = dataclasses.replace(
-            config, optimizer=dataclasses.replace(config.optimizer, learning_rate=learning_rate)
-        )
-        history = Trainer(model, config).fit(data[num_valid:], data[:num_valid])
+    history = fit(
+        model,
+        data[num_valid:],
+        data[:num_valid],
+        epochs=epochs,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        weights=LossWeights(energy=0.0, forces=1.0),
+        fit_reference_energies=False,
+        time_budget=time_budget,
+        dtype=model.dtype,
+        device=model.device,
+        seed=seed,
+        progress=progress,
+        heads=heads,
+    )
     if reset_readout:
         output = getattr(model, "output", None)
         if isinstance(output, torch.nn.Module):

@@ -576,13 +576,14 @@ def fit(
     seed: int = 0,
     progress: bool | None = None,
     out_dir: str | Path | None = None,
+    heads: Sequence[HeadConfig] = (),
 ) -> History:
     """Train ``model`` in place with keyword arguments instead of a :class:`TrainConfig`.
 
     Reference energies are fitted by least squares on ``train`` and the output scale set to the
     RMS force (see :func:`prepare_model`); then :class:`Trainer` runs with Adam, EMA weights and
     a plateau schedule. Files (checkpoints, metrics CSV) go to ``out_dir`` (a temporary folder
-    if None).
+    if None). ``heads`` are trained beside the energy (see :class:`HeadConfig`).
 
     Returns
     -------
@@ -618,5 +619,6 @@ def fit(
                 progress=progress,
                 out_dir=str(out_dir or tmp),
             ),
+            heads=tuple(heads),
         )
         return Trainer(model, config).fit(train, valid)
