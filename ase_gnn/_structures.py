@@ -304,3 +304,38 @@ def _lattice_constant(symbol: str) -> float:
     state = reference_states[atomic_numbers[symbol]]
     assert state is not None and "a" in state, f"no reference lattice constant for {symbol}"
     return float(state["a"])  # type: ignore[arg-type]  # ase.data types values as object
+
+
+def fcc_twin_bicrystal(
+    symbol: str, lattice_constant: float, grain_layers: int = 9, repeat: int = 4
+) -> tuple[Atoms, np.ndarray]:
+    """A periodic fcc bicrystal with two Σ3 (111) twin boundaries.
+
+    Stacking ABC… for ``grain_layers`` (111) layers, then the mirror sequence …CBA, so the cell is
+    periodic along z with a twin boundary in each grain junction; every atom keeps 12 nearest
+    neighbors, only farther shells tell the boundary apart.
+
+    Returns
+    -------
+    atoms : ase.Atoms
+        ``2 · grain_layers · repeat²`` atoms.
+    distance : ndarray
+        ``[N]`` number of (111) layers between each atom and the nearest twin plane.
+    """
+    spacing = lattice_constant / np.sqrt(2)
+    a1 = np.array([spacing, 0.0, 0.0])
+    a2 = np.array([spacing / 2, spacing * np.sqrt(3) / 2, 0.0])
+    height = lattice_constant / np.sqrt(3)
+    stack = [k % 3 for k in range(grain_layers)] + [(1 - k) % 3 for k in range(grain_layers)]
+    layers = len(stack)
+    positions, layer_of = [], []
+    for k, shift in enumerate(stack):
+        for i in range(repeat):
+            for j in range(repeat):
+                positions.append(shift * (a1 + a2) / 3 + i * a1 + j * a2 + [0.0, 0.0, k * height])
+                layer_of.append(k)
+    cell = [repeat * a1, repeat * a2, [0.0, 0.0, layers * height]]
+    atoms = Atoms(f"{symbol}{len(positions)}", positions, cell=cell, pbc=True)
+    twins = [k for k in range(layers) if stack[k - 1] == stack[(k + 1) % layers]]
+    gap = np.abs(np.array(layer_of)[:, None] - np.array(twins)[None, :])
+    return atoms, np.minimum(gap, layers - gap).min(axis=1)

@@ -11,7 +11,8 @@
    of :mod:`ase_gnn.pretrain`. Baseline: always the more common element.
 4. Unsupervised, with a SchNet trained on bulk Cu EMT data only (crystals, strained, MD):
    KMeans clusters of the atomic environments of a (111) slab with a vacancy against the known
-   classes (surface, subsurface, vacancy neighbour, bulk) as adjusted Rand index; and anomaly
+   classes (surface, subsurface, vacancy neighbour, bulk), and of a bicrystal with Σ3 twin
+   boundaries against the distance from the twin plane, as adjusted Rand index; and anomaly
    scores of held-out bulk structures against compressed (−7 %), strongly rattled (0.3 Å, as
    in a melt) and surface structures (ROC AUC). Baselines: clusters of the coordination
    number within 3 Å, and anomaly scores from the model's energy per atom (distance to the
@@ -185,6 +186,7 @@ def unsupervised(count: int, budget: float) -> None:
     from sklearn.metrics import adjusted_rand_score, roc_auc_score
 
     from ase_gnn import AnomalyDetector, GNNCalculator, cluster, embed
+    from ase_gnn._structures import fcc_twin_bicrystal
     from ase_gnn.generate import generate_emt
 
     data = generate_emt("Cu", count, seed=0, progress=False)
@@ -210,6 +212,13 @@ def unsupervised(count: int, budget: float) -> None:
     gnn_ari, simple_ari = adjusted_rand_score(known, labels), adjusted_rand_score(known, simple)
     row = f"ARI {gnn_ari:.3f} | {simple_ari:.3f}"
     print(f"| Cu slab + vacancy | environment clusters | node | {row} |")
+    twins, distance = fcc_twin_bicrystal("Cu", 3.61)
+    known = np.minimum(distance, 3)  # on the twin plane, 1, 2, and 3 or more layers away
+    labels = cluster(embed(model, twins).atoms, 4)
+    coordination = (twins.get_all_distances(mic=True) < 3.0).sum(axis=1) - 1
+    simple = cluster(coordination[:, None].astype(float), 4)
+    row = f"ARI {adjusted_rand_score(known, labels):.3f} | {adjusted_rand_score(known, simple):.3f}"
+    print(f"| Cu Σ3 twin bicrystal | layers from the twin plane | node | {row} |")
 
     rng = np.random.default_rng(1)
     unusual = []

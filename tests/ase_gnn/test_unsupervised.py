@@ -117,3 +117,15 @@ def test_maps_confusion_matrix_and_histograms_are_drawn(model, tmp_path):
         assert image.shape[0] > 100 and image[..., :3].std() > 0.05
     with pytest.raises(ValueError, match="method must be"):
         embedding_map(features, tmp_path / "x.png", method="mds")
+
+
+def test_twin_boundary_environments_cluster_by_distance_from_the_plane():
+    from ase_gnn._structures import fcc_twin_bicrystal
+
+    atoms, distance = fcc_twin_bicrystal("Cu", 3.61)
+    assert len(atoms) == 288 and set(distance) == {0, 1, 2, 3, 4}
+    coordination = (atoms.get_all_distances(mic=True) < 3.0).sum(axis=1) - 1
+    assert set(coordination) == {12}  # nearest neighbors cannot tell the boundary
+    model = tiny_model("SchNet", ["Cu"], cutoff=5.0).double()
+    labels = cluster(embed(model, atoms).atoms, 4)
+    assert adjusted_rand_score(np.minimum(distance, 3), labels) > 0.95
