@@ -7,8 +7,9 @@
 2. Cu crystal phases, EMT: fcc, bcc and hcp crystals (strained, rattled, 300-900 K MD) and
    the liquid (EMT MD at 2500 K), classified by a graph head trained with the energy.
    Baseline: the majority class.
-3. Masked species in random Cu-Au alloys (EMT structures, labels unused): the pretraining head
-   of :mod:`ase_gnn.pretrain`. Baseline: always the more common element.
+3. Random Cu-Au alloys, EMT: masked species (labels unused: the pretraining head of
+   :mod:`ase_gnn.pretrain`; baseline: always the more common element), and the energy per atom
+   (baseline: the composition-only model E = Σ_Z n_Z E_Z, fitted by least squares).
 4. Unsupervised, with a SchNet trained on bulk Cu EMT data only (crystals, strained, MD):
    KMeans clusters of the atomic environments of a (111) slab with a vacancy against the known
    classes (surface, subsurface, vacancy neighbour, bulk), and of a bicrystal with Σ3 twin
@@ -45,7 +46,7 @@ from ase_gnn.molecules import generate_xtb
 from ase_gnn.pretrain import pretrain
 from ase_gnn.training import GraphDataset, evaluate
 from ase_gnn.training.config import HeadConfig, RunConfig, TrainConfig
-from ase_gnn.training.data import head_labels
+from ase_gnn.training.data import fit_atomic_energies, head_labels
 from ase_gnn.training.setup import prepare_model
 from ase_gnn.training.trainer import Trainer
 
@@ -179,6 +180,16 @@ def masked_species(count: int, budget: float) -> None:
     majority = max(np.mean(numbers == 29), np.mean(numbers == 79))
     accuracy = history.rows[-1]["valid_masked_species_accuracy"]
     print(f"| Cu-Au EMT | masked species | node | accuracy {accuracy:.3f} | {majority:.3f} |")
+    model, test, train = train_with_heads(data, (), budget, cutoff=4.5)
+    energy_mae = 1e3 * _metrics(model, test, ())["energy_mae"]
+    species = [29, 79]
+    reference = fit_atomic_energies(train, species)  # composition only: E = Σ_Z n_Z E_Z
+    composition = np.mean([
+        abs(a.get_potential_energy() - sum(reference[species.index(z)] for z in a.numbers)) / len(a)
+        for a in test
+    ])  # fmt: skip
+    row = f"MAE {energy_mae:.2f} meV/atom | {1e3 * composition:.2f}"
+    print(f"| Cu-Au EMT | energy | graph | {row} |")
 
 
 def unsupervised(count: int, budget: float) -> None:
