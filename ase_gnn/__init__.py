@@ -7,12 +7,14 @@ Public API::
     EnergyModel, SchNet, NequIP, ARCHITECTURES   potentials (ase_gnn.models)
     predict, Prediction                          energy, forces, stress (ase_gnn.forces)
     GNNCalculator                                the ASE calculator
+    evaluate                                     many structures, batched (ase_gnn.batched)
     OnRequestCalculator, AnomalyCalculator       extra results only when asked (ase_gnn.extras)
     save_model, load_model                       safetensors model files
     Head, NodeHead, EdgeHead, GraphHead          output heads on the backbone (ase_gnn.heads)
     embed, cluster, AnomalyDetector              embeddings, clustering, OOD scores
 """
 
+from ase_gnn.batched import evaluate
 from ase_gnn.calculator import GNNCalculator, to_ase_results
 from ase_gnn.extras import AnomalyCalculator, OnRequestCalculator
 from ase_gnn.forces import Prediction, predict
@@ -45,6 +47,7 @@ __all__ = [
     "cluster",
     "edge_vectors",
     "embed",
+    "evaluate",
     "graph_from_atoms",
     "load_model",
     "predict",

@@ -1,0 +1,117 @@
+"""Many structures in few model calls: ``evaluate(model, structures)``.
+
+Structures are grouped into batches (one graph of B structures per model call, see
+:func:`ase_gnn.batch_graphs`) and every result is split back per structure in ASE's units and
+conventions, exactly as :class:`ase_gnn.GNNCalculator` would report it one by one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from ase import Atoms
+from tqdm.auto import tqdm
+
+from ase_gnn.calculator import has_stress, to_ase_results
+from ase_gnn.forces import Prediction, predict
+from ase_gnn.graph import batch_graphs
+from ase_gnn.models.base import EnergyModel
+from ase_gnn.neighbors import graph_from_atoms
+from ase_gnn.nn.embedding import check_species
+
+PROPERTIES = ("energy", "free_energy", "energies", "forces", "stress")
+
+
+def evaluate(
+    model: EnergyModel,
+    structures: Iterable[Atoms],
+    batch_size: int = 32,
+    properties: Sequence[str] = ("energy", "forces", "stress"),
+    progress: bool = False,
+) -> list[dict[str, Any]]:
+    """Energies, forces, stresses and per-atom energies of many structures, batched.
+
+    Parameters
+    ----------
+    model
+        The potential (evaluated on its own device and dtype).
+    structures
+        Any number of ``ase.Atoms``, of any sizes and boundary conditions.
+    batch_size
+        Structures per model call (memory grows with it).
+    properties
+        Which of ``energy``, ``free_energy``, ``energies``, ``forces``, ``stress`` to return;
+        energies are always computed (they cost nothing extra), forces and stress only if asked.
+        Stress is returned for structures with a periodic axis and a 3-D cell, as by
+        :class:`ase_gnn.GNNCalculator`.
+    progress
+        Show a tqdm progress bar over structures.
+
+    Returns
+    -------
+    list of dict
+        One ASE-style result dictionary per structure, in order: ``energy`` (eV, float),
+        ``energies`` ``(N,)`` eV, ``forces`` ``(N, 3)`` eV/Å, ``stress`` ``(6,)`` eV/Å³ (Voigt).
+
+    Examples
+    --------
+    >>> from ase.build import bulk
+    >>> from ase_gnn import SchNet, evaluate
+    >>> model = SchNet(["Cu"], hidden_channels=8, num_interactions=1)
+    >>> results = evaluate(model, [bulk("Cu") * k for k in (1, 2, 3)], batch_size=2)
+    >>> [r["forces"].shape for r in results]
+    [(1, 3), (8, 3), (27, 3)]
+    """
+    unknown = sorted(set(properties) - set(PROPERTIES))
+    if unknown:
+        raise ValueError(f"unknown properties {unknown}; choose from {list(PROPERTIES)}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    structures = list(structures)
+    results: list[dict[str, Any]] = [{} for _ in structures]
+    # Structures with and without stress go in separate batches (stress needs a 3-D cell).
+    for wants_stress in (True, False):
+        chosen = [k for k, a in enumerate(structures) if has_stress(a) == wants_stress]
+        for start in tqdm(
+            range(0, len(chosen), batch_size),
+            disable=not progress,
+            unit="batch",
+            desc=f"evaluate ({'periodic' if wants_stress else 'non-periodic'})",
+        ):
+            indices = chosen[start : start + batch_size]
+            predictions = _predict_batch(
+                model,
+                [structures[k] for k in indices],
+                forces="forces" in properties,
+                stress=wants_stress and "stress" in properties,
+            )
+            for k, prediction in zip(indices, predictions):
+                full = to_ase_results(prediction)
+                results[k] = {name: full[name] for name in (*properties, "energy") if name in full}
+    return results
+
+
+def _predict_batch(
+    model: EnergyModel, structures: list[Atoms], forces: bool, stress: bool
+) -> list[Prediction]:
+    """One model call for ``structures``, split into one-structure predictions."""
+    for atoms in structures:
+        check_species(atoms.numbers, model.species)
+    graph = batch_graphs(
+        [
+            graph_from_atoms(a, model.cutoff, dtype=model.dtype, device=model.device)
+            for a in structures
+        ]
+    )
+    batch = predict(model, graph, forces=forces, stress=stress)
+    ptr = graph.ptr.tolist()
+    return [
+        Prediction(
+            energy=batch.energy[b : b + 1],
+            local_energies=batch.local_energies[ptr[b] : ptr[b + 1]],
+            forces=None if batch.forces is None else batch.forces[ptr[b] : ptr[b + 1]],
+            stress=None if batch.stress is None else batch.stress[b : b + 1],
+        )
+        for b in range(len(structures))
+    ]
