@@ -8,6 +8,7 @@ Public API::
     predict, Prediction                          energy, forces, stress (ase_gnn.forces)
     GNNCalculator                                the ASE calculator
     evaluate                                     many structures, batched (ase_gnn.batched)
+    CommitteeCalculator                          committee means and spreads (ase_gnn.committee)
     OnRequestCalculator, AnomalyCalculator       extra results only when asked (ase_gnn.extras)
     save_model, load_model                       safetensors model files
     Head, NodeHead, EdgeHead, GraphHead          output heads on the backbone (ase_gnn.heads)
@@ -16,6 +17,7 @@ Public API::
 
 from ase_gnn.batched import evaluate
 from ase_gnn.calculator import GNNCalculator, to_ase_results
+from ase_gnn.committee import CommitteeCalculator
 from ase_gnn.extras import AnomalyCalculator, OnRequestCalculator
 from ase_gnn.forces import Prediction, predict
 from ase_gnn.graph import AtomicGraph, batch_graphs, edge_vectors, unbatch
@@ -32,6 +34,7 @@ __all__ = [
     "AnomalyCalculator",
     "AnomalyDetector",
     "AtomicGraph",
+    "CommitteeCalculator",
     "EdgeHead",
     "Embeddings",
     "EnergyModel",

@@ -38,6 +38,7 @@ def _generate(args: argparse.Namespace) -> None:
 
 
 def _train(args: argparse.Namespace) -> None:
+    import dataclasses
     import os
 
     import torch.distributed as dist
@@ -50,7 +51,16 @@ def _train(args: argparse.Namespace) -> None:
         backend = "nccl" if config.run.device.startswith("cuda") else "gloo"
         dist.init_process_group(backend)
     try:
-        train_from_config(config, resume=args.resume)
+        if args.committee is None:
+            train_from_config(config, resume=args.resume)
+        else:  # K members that differ only in their seed, each in its own folder
+            for member in range(args.committee):
+                run = dataclasses.replace(
+                    config.run,
+                    seed=config.run.seed + member,
+                    out_dir=os.path.join(config.run.out_dir, f"member_{member}"),
+                )
+                train_from_config(dataclasses.replace(config, run=run), resume=args.resume)
     finally:
         if distributed:
             dist.destroy_process_group()
@@ -237,6 +247,13 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train from a TOML config; every key is documented in "
         "ase_gnn.training.config. Under `torchrun --nproc_per_node=N -m ase_gnn train ...` "
         "the run is data-parallel.",
+    )
+    train.add_argument(
+        "--committee",
+        type=int,
+        metavar="K",
+        help="train K members with seeds seed…seed+K−1 into <out_dir>/member_<k> "
+        "(for ase_gnn.CommitteeCalculator)",
     )
     train.add_argument("config", nargs="?", help="TOML file (default: all defaults)")
     train.add_argument(

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from ase_gnn import load_model
 from ase_gnn.cli import main
@@ -166,3 +167,32 @@ def test_embed_cluster_and_anomaly_commands(tmp_path: Path, capsys) -> None:
     rows = [line.split(",") for line in scores.read_text().splitlines()[1:]]
     normal = [float(r[3]) for r in rows if "normal" in r[0]]
     assert float(rows[-1][3]) > max(normal)  # the slab is unlike the bulk training data
+
+
+def test_train_committee_writes_members_for_the_committee_calculator(tmp_path: Path) -> None:
+    from ase.build import bulk
+
+    from ase_gnn import CommitteeCalculator
+
+    data = tmp_path / "cu.extxyz"
+    assert main(["generate", "emt", "--structures", "12", "--out", str(data)]) == 0
+    run = tmp_path / "committee"
+    settings = [
+        f"data.train='{data}'",
+        f"run.out_dir='{run}'",
+        "run.epochs=2",
+        "model.cutoff=4.0",
+        "model.hyperparameters={hidden_channels=8, num_interactions=1}",
+    ]
+    argv = ["train", "--committee", "2"] + [x for s in settings for x in ("--set", s)]
+    assert main(argv) == 0
+    files = sorted(run.glob("member_*/model.safetensors"))
+    assert [f.parent.name for f in files] == ["member_0", "member_1"]
+    seeds = [load_model(f) for f in files]
+    assert not all(
+        torch.equal(a, b)
+        for a, b in zip(seeds[0].state_dict().values(), seeds[1].state_dict().values())
+    )
+    atoms = bulk("Cu", cubic=True)
+    atoms.calc = CommitteeCalculator(files)
+    assert atoms.calc.get_property("energy_std", atoms) > 0
