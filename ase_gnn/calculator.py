@@ -17,6 +17,7 @@ from ase_gnn.io import load_model, resolve_dtype
 from ase_gnn.models.base import EnergyModel
 from ase_gnn.neighbors import graph_from_atoms
 from ase_gnn.nn.embedding import check_species
+from ase_gnn.skin import SkinNeighborList
 
 
 def has_stress(atoms: Atoms) -> bool:
@@ -69,10 +70,11 @@ class GNNCalculator(Calculator):
         ``"float32"`` / ``"float64"``; the model's own dtype if None. A model that needs a
         different device or dtype is copied, never changed in place.
     compile
-        Run the model through ``torch.compile(model, dynamic=True)`` (inference only). The first
-        call compiles (seconds to a minute); later calls of any size reuse it. Results equal the
-        eager model's to rounding; worth it for equivariant models on small and medium systems
-        (see ``bench/md_step.py --compile``).
+        Run the model through ``torch.compile(model, dynamic=True)``; the first call compiles
+        (seconds to a minute). Worth it for equivariant models on small and medium systems.
+    skin
+        If positive, search pairs only when an atom moved more than ``skin / 2`` Å
+        (:class:`ase_gnn.skin.SkinNeighborList`): for MD.
 
     Examples
     --------
@@ -93,6 +95,7 @@ class GNNCalculator(Calculator):
         device: str | torch.device = "cpu",
         dtype: torch.dtype | str | None = None,
         compile: bool = False,
+        skin: float = 0.0,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -110,6 +113,7 @@ class GNNCalculator(Calculator):
             compiled = torch.compile(model, dynamic=True)
             assert isinstance(compiled, torch.nn.Module)  # an OptimizedModule around the model
             self._forward = compiled
+        self._neighbors = SkinNeighborList(model.cutoff, skin) if skin > 0 else None
 
     @classmethod
     def from_file(
@@ -117,10 +121,10 @@ class GNNCalculator(Calculator):
         path: str | os.PathLike[str],
         device: str | torch.device = "cpu",
         dtype: torch.dtype | str | None = None,
-        compile: bool = False,
+        **kwargs: Any,
     ) -> GNNCalculator:
         """Build a calculator from a model file (arguments as for the constructor)."""
-        return cls(load_model(path, device=device, dtype=dtype), device=device, compile=compile)
+        return cls(load_model(path, device=device, dtype=dtype), device=device, **kwargs)
 
     def calculate(
         self,
@@ -132,14 +136,14 @@ class GNNCalculator(Calculator):
         super().calculate(atoms, properties, system_changes)
         assert self.atoms is not None
         check_species(self.atoms.numbers, self.model.species)
-        graph = graph_from_atoms(
-            self.atoms, self.model.cutoff, dtype=self.model.dtype, device=self.model.device
-        )
+        dtype, device = self.model.dtype, self.model.device
+        if self._neighbors is None:
+            graph = graph_from_atoms(self.atoms, self.model.cutoff, dtype, device)
+        else:
+            graph = self._neighbors.graph(self.atoms, dtype, device)
         prediction = predict(self._forward, graph, forces=True, stress=has_stress(self.atoms))
         results = to_ase_results(prediction)
-        for name in ("energies", "forces", "stress"):
+        for name in ("energy", "energies", "forces", "stress"):
             if name in results and not np.isfinite(results[name]).all():
                 raise CalculationFailed(f"the model returned non-finite {name}")
-        if not np.isfinite(results["energy"]):
-            raise CalculationFailed("the model returned a non-finite energy")
         self.results = results
