@@ -41,7 +41,9 @@ def groups(data: list[Atoms], count: int) -> dict[str, list[Atoms]]:
         hot = atoms.copy()
         hot.calc = EMT()
         thermalize_momenta(hot, 3000.0, rng=rng)
-        Langevin(hot, 2 * units.fs, temperature_K=3000.0, friction=0.02 / units.fs, rng=rng).run(50)
+        Langevin(
+            hot, 2 * units.fs, temperature_K=3000.0, friction=0.02 / units.fs, fixcm=False, rng=rng
+        ).run(50)
         melted.append(hot)
     surfaces = [a for a in data if a.info["config_type"] == "surface"][:count]
     return {

@@ -10,6 +10,7 @@ Usage::
     python bench/md_step.py                          # 108, 500, 2048 atoms; float32 and float64
     python bench/md_step.py --sizes 500 --seconds 5 --threads 2
     python bench/md_step.py --models SchNet NequIP --dtypes float32 --compile   # + torch.compile
+    python bench/md_step.py --dtypes float32 --skin --sizes 500 2048           # + Verlet skin
 
 Every case (calculator, size) runs in a fresh process, so the memory allocator's state left by
 one case cannot slow down the next (it does: up to 2x at 2048 atoms). Threads are fixed through
@@ -42,6 +43,7 @@ from typing import Any
 #: Cubic fcc Cu repeats per atom count (4 atoms per cubic cell).
 REPEATS = {32: 2, 108: 3, 256: 4, 500: 5, 864: 6, 1372: 7, 2048: 8}
 CUTOFF = 5.0
+SKIN = 1.0
 WARMUP_STEPS = 2
 MIN_STEPS = 3
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
@@ -66,6 +68,11 @@ def parse_args() -> argparse.Namespace:
         "--compile",
         action="store_true",
         help="also time every model under GNNCalculator(compile=True) (case suffix +compile)",
+    )
+    parser.add_argument(
+        "--skin",
+        action="store_true",
+        help=f"also time every model with a {SKIN} Å Verlet skin (case suffix +skin)",
     )
     parser.add_argument("--max-steps", type=int, default=30, help="timed steps per case, at most")
     parser.add_argument("--no-emt", action="store_true", help="skip the EMT reference")
@@ -126,9 +133,11 @@ def run_worker(args: argparse.Namespace) -> None:
         calc = EMT()
     else:
         torch.manual_seed(args.seed)
-        architecture, dtype = name.removesuffix("+compile").rsplit("_", 1)
+        base, *flags = name.split("+")
+        architecture, dtype = base.rsplit("_", 1)
         model = ase_gnn.ARCHITECTURES[architecture](species=["Cu"], cutoff=CUTOFF)
-        calc = ase_gnn.GNNCalculator(model, dtype=dtype, compile=name.endswith("+compile"))
+        skin = SKIN if "skin" in flags else 0.0
+        calc = ase_gnn.GNNCalculator(model, dtype=dtype, compile="compile" in flags, skin=skin)
         case.info = {
             "torch": torch.__version__,
             "threads": torch.get_num_threads(),
@@ -202,7 +211,7 @@ def main() -> None:
     if args.worker:
         run_worker(args)
         return
-    suffixes = ["", "+compile"] if args.compile else [""]
+    suffixes = [""] + ["+compile"] * args.compile + ["+skin"] * args.skin
     names = ([] if args.no_emt else ["emt"]) + [
         f"{model}_{dtype}{suffix}"
         for model in args.models
