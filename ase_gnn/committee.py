@@ -8,6 +8,7 @@ grows. Spreads are population standard deviations over the K members.
 
 from __future__ import annotations
 
+import copy
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -41,7 +42,8 @@ class CommitteeCalculator(Calculator):
     device
         Torch device to evaluate on.
     dtype
-        ``"float32"`` / ``"float64"``; each model's own dtype if None.
+        ``"float32"`` / ``"float64"``; each model's own dtype if None. A model that needs
+        another device or dtype is copied, never changed in place.
     """
 
     implemented_properties = (  # type: ignore[assignment]  # a tuple, never mutated
@@ -70,7 +72,9 @@ class CommitteeCalculator(Calculator):
             if not isinstance(model, EnergyModel):
                 model = load_model(model, device=device, dtype=dtype)
             target = model.dtype if dtype is None else resolve_dtype(dtype)
-            members.append(model.to(device=torch.device(device), dtype=target))
+            if model.dtype != target or model.device != torch.device(device):
+                model = copy.deepcopy(model).to(device=device, dtype=target)  # never the caller's
+            members.append(model)
         self.models = members
 
     def calculate(

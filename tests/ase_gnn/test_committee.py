@@ -73,3 +73,9 @@ def test_spread_grows_away_from_the_training_data():
     spread = [calc.get_property("forces_std", a).mean() for a in familiar]
     squeezed_spread = [calc.get_property("forces_std", a).mean() for a in unusual]
     assert np.median(squeezed_spread) > 2 * np.median(spread)
+
+
+def test_callers_models_are_not_changed():
+    members = [tiny_model("SchNet", ["Cu"], cutoff=4.0) for _ in range(2)]  # float32
+    CommitteeCalculator(members, dtype="float64")
+    assert all(m.dtype == torch.float32 for m in members)
