@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import os
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -23,6 +23,14 @@ from ase_gnn.skin import SkinNeighborList
 def has_stress(atoms: Atoms) -> bool:
     """Whether stress is defined: some axis periodic and a 3-D cell (as ASE's EMT and LJ decide)."""
     return bool(atoms.pbc.any()) and atoms.cell.rank == 3
+
+
+def check_finite(results: dict[str, Any]) -> dict[str, Any]:
+    """``results`` unchanged, or ``CalculationFailed`` naming the first non-finite property."""
+    for name, value in results.items():
+        if not np.isfinite(value).all():
+            raise CalculationFailed(f"the model returned non-finite {name}")
+    return results
 
 
 def to_ase_results(prediction: Prediction) -> dict[str, Any]:
@@ -108,11 +116,8 @@ class GNNCalculator(Calculator):
         if model.dtype != target_dtype or model.device != target_device:
             model = copy.deepcopy(model).to(device=target_device, dtype=target_dtype)
         self.model = model
-        self._forward: torch.nn.Module = model
-        if compile:
-            compiled = torch.compile(model, dynamic=True)
-            assert isinstance(compiled, torch.nn.Module)  # an OptimizedModule around the model
-            self._forward = compiled
+        compiled = torch.compile(model, dynamic=True) if compile else model  # an OptimizedModule
+        self._forward = cast(torch.nn.Module, compiled)
         self._neighbors = SkinNeighborList(model.cutoff, skin) if skin > 0 else None
 
     @classmethod
@@ -142,8 +147,4 @@ class GNNCalculator(Calculator):
         else:
             graph = self._neighbors.graph(self.atoms, dtype, device)
         prediction = predict(self._forward, graph, forces=True, stress=has_stress(self.atoms))
-        results = to_ase_results(prediction)
-        for name in ("energy", "energies", "forces", "stress"):
-            if name in results and not np.isfinite(results[name]).all():
-                raise CalculationFailed(f"the model returned non-finite {name}")
-        self.results = results
+        self.results = check_finite(to_ase_results(prediction))

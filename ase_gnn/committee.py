@@ -8,7 +8,6 @@ grows. Spreads are population standard deviations over the K members.
 
 from __future__ import annotations
 
-import copy
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -16,12 +15,11 @@ from typing import Any
 import numpy as np
 import torch
 from ase import Atoms
-from ase.calculators.calculator import CalculationFailed, Calculator, all_changes
+from ase.calculators.calculator import Calculator, all_changes
 
-from ase_gnn.calculator import has_stress, to_ase_results
+from ase_gnn.calculator import GNNCalculator, check_finite, has_stress, to_ase_results
 from ase_gnn.forces import predict
 from ase_gnn.graph import AtomicGraph
-from ase_gnn.io import load_model, resolve_dtype
 from ase_gnn.models.base import EnergyModel
 from ase_gnn.neighbors import graph_from_atoms
 from ase_gnn.nn.embedding import check_species
@@ -67,15 +65,8 @@ class CommitteeCalculator(Calculator):
         super().__init__(**kwargs)
         if len(models) < 2:
             raise ValueError(f"a committee needs at least two models, got {len(models)}")
-        members = []
-        for model in models:
-            if not isinstance(model, EnergyModel):
-                model = load_model(model, device=device, dtype=dtype)
-            target = model.dtype if dtype is None else resolve_dtype(dtype)
-            if model.dtype != target or model.device != torch.device(device):
-                model = copy.deepcopy(model).to(device=device, dtype=target)  # never the caller's
-            members.append(model)
-        self.models = members
+        # GNNCalculator resolves files, devices and dtypes (copying, never changing, a model).
+        self.models = [GNNCalculator(model, device=device, dtype=dtype).model for model in models]
 
     def calculate(
         self,
@@ -98,8 +89,7 @@ class CommitteeCalculator(Calculator):
             prediction = predict(model, graphs[key], forces=True, stress=has_stress(self.atoms))
             members.append(to_ase_results(prediction))
         self.results = _mean_and_spread(members)
-        if not all(np.isfinite(np.asarray(v)).all() for v in self.results.values()):
-            raise CalculationFailed("a committee member returned non-finite results")
+        check_finite(self.results)
 
 
 def _mean_and_spread(members: list[dict[str, Any]]) -> dict[str, Any]:
