@@ -13,14 +13,14 @@ from typing import Any
 from ase import Atoms
 from tqdm.auto import tqdm
 
-from ase_gnn.calculator import has_stress, to_ase_results
+from ase_gnn.calculator import GNNCalculator, has_stress, to_ase_results
 from ase_gnn.forces import Prediction, predict
 from ase_gnn.graph import batch_graphs
 from ase_gnn.models.base import EnergyModel
 from ase_gnn.neighbors import graph_from_atoms
 from ase_gnn.nn.embedding import check_species
 
-PROPERTIES = ("energy", "free_energy", "energies", "forces", "stress")
+PROPERTIES = GNNCalculator.implemented_properties
 
 
 def evaluate(

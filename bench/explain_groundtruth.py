@@ -124,7 +124,7 @@ def _row(
     if pair is not None:
         scores, true = zip(*(bond_energies(a, pair) for a in edge))
         # A learned mask is an unsigned importance: compare it with |V|.
-        magnitude = np.abs if method == "gnn_explainer" else np.asarray
+        magnitude = np.abs if METHODS[method].mask else np.asarray
         bond = correlation(np.concatenate(scores), magnitude(np.concatenate(true)))
     gaps = [
         abs(a.completeness_gap) / max(abs(a.target_value - a.baseline_value), 1e-12)

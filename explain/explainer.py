@@ -202,7 +202,7 @@ class Explainer:
             # Several baselines (random ones for gradient_shap): their mean is the reference.
             targets = forward.evaluate(torch.cat([inputs, baseline]), self.internal_batch_size)
             target_value, baseline_value = float(targets[0]), float(targets[1:].mean())
-            if self.method != "gnn_explainer":  # a mask in (0, 1) is not meant to add up
+            if not spec.mask:  # a mask in (0, 1) is not meant to add up
                 gap = float(values.sum() - (target_value - baseline_value))
         return Attribution(
             atoms=atoms,

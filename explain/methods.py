@@ -101,8 +101,8 @@ class Method:
     run: Runner
     levels: tuple[str, ...] = ("edge", "atom")
     defaults: Mapping[str, Any] = field(default_factory=dict)
-    #: Whether attributions should add up to f(input) − f(baseline).
-    complete: bool = True
+    #: Whether the scores are an unsigned mask in (0, 1), not contributions that add up.
+    mask: bool = False
     #: Whether grouping both directions of a bond (``feature_mask``) applies.
     perturbs: bool = False
 
@@ -211,16 +211,14 @@ METHODS: dict[str, Method] = {
             _saliency,
             levels=("edge", "atom", "position"),
             defaults={"abs": False},
-            complete=False,
         ),
-        Method("input_x_gradient", _input_x_gradient, complete=False),
+        Method("input_x_gradient", _input_x_gradient),
         Method(
             "gradient_shap",
             _gradient_shap,
             defaults={"n_samples": 64, "stdevs": 0.0, "seed": 0},
-            complete=False,
         ),
-        Method("feature_ablation", _feature_ablation, complete=False, perturbs=True),
+        Method("feature_ablation", _feature_ablation, perturbs=True),
         Method(
             "shapley_value_sampling",
             _shapley,
@@ -238,7 +236,7 @@ METHODS: dict[str, Method] = {
                 "initial_logit": 2.0,
                 "seed": 0,
             },
-            complete=False,
+            mask=True,
         ),
     ]
 }
