@@ -7,17 +7,19 @@ Public API::
     EnergyModel, SchNet, NequIP, ARCHITECTURES   potentials (ase_gnn.models)
     predict, Prediction                          energy, forces, stress (ase_gnn.forces)
     GNNCalculator                                the ASE calculator
-    evaluate                                     many structures, batched (ase_gnn.batched)
+    evaluate, relax                              many structures, batched (ase_gnn.batched)
     CommitteeCalculator                          committee means and spreads (ase_gnn.committee)
     OnRequestCalculator, AnomalyCalculator       extra results only when asked (ase_gnn.extras)
     save_model, load_model                       safetensors model files
     Head, NodeHead, EdgeHead, GraphHead          output heads on the backbone (ase_gnn.heads)
     embed, cluster, AnomalyDetector              embeddings, clustering, OOD scores
+    diagnose, GraphDiagnosis                     graph-construction diagnostics
 """
 
-from ase_gnn.batched import evaluate
+from ase_gnn.batched import Relaxation, evaluate, relax
 from ase_gnn.calculator import GNNCalculator, to_ase_results
 from ase_gnn.committee import CommitteeCalculator
+from ase_gnn.diagnose import GraphDiagnosis, diagnose
 from ase_gnn.extras import AnomalyCalculator, OnRequestCalculator
 from ase_gnn.forces import Prediction, predict
 from ase_gnn.graph import AtomicGraph, batch_graphs, edge_vectors, unbatch
@@ -39,15 +41,18 @@ __all__ = [
     "Embeddings",
     "EnergyModel",
     "GNNCalculator",
+    "GraphDiagnosis",
     "GraphHead",
     "Head",
     "NequIP",
     "NodeHead",
     "OnRequestCalculator",
     "Prediction",
+    "Relaxation",
     "SchNet",
     "batch_graphs",
     "cluster",
+    "diagnose",
     "edge_vectors",
     "embed",
     "evaluate",
@@ -55,6 +60,7 @@ __all__ = [
     "load_model",
     "predict",
     "read_metadata",
+    "relax",
     "save_model",
     "to_ase_results",
     "unbatch",

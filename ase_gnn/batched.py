@@ -1,4 +1,4 @@
-"""Many structures in few model calls: ``evaluate(model, structures)``.
+"""Many structures in few model calls: ``evaluate(model, structures)`` and ``relax(model, ...)``.
 
 Structures are grouped into batches (one graph of B structures per model call, see
 :func:`ase_gnn.batch_graphs`) and every result is split back per structure in ASE's units and
@@ -8,9 +8,12 @@ conventions, exactly as :class:`ase_gnn.GNNCalculator` would report it one by on
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 from ase import Atoms
+from ase.optimize.optimize import Optimizer
 from tqdm.auto import tqdm
 
 from ase_gnn.calculator import GNNCalculator, has_stress, to_ase_results
@@ -115,3 +118,94 @@ def _predict_batch(
         )
         for b in range(len(structures))
     ]
+
+
+@dataclass
+class Relaxation:
+    """What :func:`relax` did to every structure.
+
+    Attributes
+    ----------
+    converged
+        ``[S]`` whether the largest atomic force fell below ``fmax``.
+    steps
+        ``[S]`` optimizer steps taken.
+    fmax
+        ``[S]`` largest atomic force at the end, eV/Å.
+    energy
+        ``[S]`` energy at the end, eV.
+    """
+
+    converged: np.ndarray
+    steps: np.ndarray
+    fmax: np.ndarray
+    energy: np.ndarray
+
+
+def relax(
+    model: EnergyModel,
+    structures: Sequence[Atoms],
+    fmax: float = 0.05,
+    max_steps: int = 500,
+    optimizer: type[Optimizer] | None = None,
+    batch_size: int = 32,
+    progress: bool = False,
+) -> Relaxation:
+    """Relax the positions of many structures together, each converging on its own.
+
+    Every optimizer step evaluates the forces of all structures not yet converged in batched
+    model calls (:func:`evaluate`); every structure keeps its own ASE optimizer and stops as soon
+    as its largest force is below ``fmax``. The result equals relaxing the structures one by one
+    with :class:`ase_gnn.GNNCalculator` and the same optimizer. Cells are kept fixed.
+
+    Parameters
+    ----------
+    model
+        The potential.
+    structures
+        ``ase.Atoms`` relaxed in place; each ends with a ``SinglePointCalculator`` holding its
+        final energy and forces.
+    fmax
+        Convergence threshold on the largest atomic force, eV/Å.
+    max_steps
+        Most optimizer steps per structure.
+    optimizer
+        An ASE optimizer class taking forces from ``atoms.get_forces()`` (default
+        :class:`ase.optimize.FIRE`; ``BFGS`` and ``LBFGS`` work too).
+    batch_size
+        Structures per model call.
+    progress
+        Show a tqdm progress bar over steps.
+
+    Returns
+    -------
+    Relaxation
+        Per structure: converged, steps, final largest force (eV/Å) and energy (eV).
+    """
+    from ase.calculators.singlepoint import SinglePointCalculator
+    from ase.optimize import FIRE
+
+    optimizers = [(optimizer or FIRE)(atoms, logfile=None) for atoms in structures]
+    steps = np.zeros(len(structures), dtype=int)
+    largest = np.full(len(structures), np.inf)
+    energy = np.zeros(len(structures))
+    active = list(range(len(structures)))
+    for _ in tqdm(range(max_steps + 1), disable=not progress, desc="relax", unit="step"):
+        results = evaluate(model, [structures[k] for k in active], batch_size, ("forces",))
+        still_active = []
+        for k, result in zip(active, results):
+            atoms = structures[k]
+            atoms.calc = SinglePointCalculator(
+                atoms, energy=result["energy"], forces=result["forces"]
+            )
+            energy[k] = result["energy"]
+            forces = result["forces"]
+            largest[k] = np.linalg.norm(forces, axis=1).max() if len(atoms) else 0.0
+            if largest[k] >= fmax and steps[k] < max_steps:
+                optimizers[k].step()  # reads the forces just stored, moves the atoms
+                steps[k] += 1
+                still_active.append(k)
+        active = still_active
+        if not active:
+            break
+    return Relaxation(largest < fmax, steps, largest, energy)

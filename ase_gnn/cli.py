@@ -1,4 +1,5 @@
-"""Command line: ``ase-gnn generate | train | evaluate | md | demo | embed | cluster | anomaly``.
+"""Command line: ``ase-gnn generate | train | evaluate | md | demo | embed | cluster | anomaly |
+diagnose``.
 Thin wrappers over the Python API."""
 
 from __future__ import annotations
@@ -222,6 +223,23 @@ def _anomaly(args: argparse.Namespace) -> None:
         anomaly_histogram(scores, args.plot, detector.threshold)
 
 
+def _diagnose(args: argparse.Namespace) -> None:
+    from ase import Atoms
+    from ase.io import read
+
+    from ase_gnn.diagnose import diagnose
+
+    atoms = read(args.structure, index=args.index)
+    if not isinstance(atoms, Atoms):
+        raise ValueError(f"--index {args.index!r} selects several structures; give one index")
+    low, high, count = args.sweep or (0.0, 0.0, 0)
+    sweep = np.linspace(low, high, int(count)) if args.sweep else None
+    report = diagnose(atoms, cutoff=args.cutoff, model=args.model, sweep=sweep)
+    print(report)
+    if args.plot:
+        report.plot(args.plot)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``ase-gnn``."""
     parser = argparse.ArgumentParser(prog="ase-gnn", description=__doc__)
@@ -331,6 +349,19 @@ def build_parser() -> argparse.ArgumentParser:
     anomaly.add_argument("--out", help="CSV of per-structure scores")
     anomaly.add_argument("--plot", help="image of score histograms per file")
     anomaly.set_defaults(run=_anomaly)
+
+    check = commands.add_parser(
+        "diagnose", help="neighbor statistics and problems of a structure's graph; cutoff sweep"
+    )
+    check.add_argument("structure", help="structure file (any format ASE reads)")
+    check.add_argument("--index", default="-1", help="which frame of the file (ASE index)")
+    check.add_argument("--cutoff", type=float, help="graph cutoff in Å (default: the model's)")
+    check.add_argument("--model", help="model file: adds the energy of a cutoff sweep")
+    check.add_argument(
+        "--sweep", type=float, nargs=3, metavar=("FROM", "TO", "COUNT"), help="sweep cutoffs, Å"
+    )
+    check.add_argument("--plot", help="image of the coordination histogram and the sweep")
+    check.set_defaults(run=_diagnose)
     return parser
 
 

@@ -91,15 +91,7 @@ def _validate_periodic_cell(cell: np.ndarray, pbc: np.ndarray, cutoff: float) ->
                 "(degenerate cell)"
             )
     if pbc.any():
-        # Perpendicular widths of the periodic axes: volume / area of the opposite face, with the
-        # non-periodic rows replaced by unit vectors spanning the rest of space.
-        full = cell.copy()
-        if not pbc.all():
-            q, _ = np.linalg.qr(cell[pbc].T, mode="complete")
-            full[~pbc] = q[:, pbc.sum() :].T
-        volume = abs(np.linalg.det(full))
-        areas = np.linalg.norm(np.cross(full[[1, 2, 0]], full[[2, 0, 1]]), axis=1)
-        widths = (volume / areas)[pbc]
+        widths = perpendicular_widths(cell, pbc)[pbc]
         images = np.prod(2 * np.ceil(cutoff / widths) + 1)
         if images > MAX_IMAGES:
             raise ValueError(
@@ -107,6 +99,37 @@ def _validate_periodic_cell(cell: np.ndarray, pbc: np.ndarray, cutoff: float) ->
                 f"{np.round(widths, 4).tolist()} Å of the periodic axes would need {images:.3g} "
                 "periodic images per atom)"
             )
+
+
+def perpendicular_widths(cell: np.ndarray, pbc: np.ndarray) -> np.ndarray:
+    """Perpendicular widths of a cell: the distance between opposite faces, per axis.
+
+    An atom sees its own periodic image along a periodic axis whose width is below the cutoff.
+
+    Parameters
+    ----------
+    cell
+        ``[3, 3]`` lattice vectors (rows) in Å; their periodic rows must be independent.
+    pbc
+        ``[3]`` periodic flags.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``[3]`` widths in Å (volume / area of the opposite face); ``inf`` for non-periodic axes.
+    """
+    pbc = np.asarray(pbc, dtype=bool)
+    widths = np.full(3, np.inf)
+    if pbc.any():
+        # the non-periodic rows replaced by unit vectors spanning the rest of space
+        full = np.array(cell, dtype=np.float64)
+        if not pbc.all():
+            q, _ = np.linalg.qr(full[pbc].T, mode="complete")
+            full[~pbc] = q[:, pbc.sum() :].T
+        volume = abs(np.linalg.det(full))
+        areas = np.linalg.norm(np.cross(full[[1, 2, 0]], full[[2, 0, 1]]), axis=1)
+        widths[pbc] = (volume / areas)[pbc]
+    return widths
 
 
 def graph_from_atoms(
@@ -151,6 +174,9 @@ def graph_from_atoms(
         center, neighbor, shift = calculator.compute(
             positions, cell, pbc.tolist(), quantities="ijS", copy=True
         )
+        # edges grouped by centre atom: message passing then sums them in cache-sized chunks
+        order = np.argsort(center, kind="stable")
+        center, neighbor, shift = center[order], neighbor[order], shift[order]
     else:
         center = neighbor = np.zeros(0, dtype=np.int64)
         shift = np.zeros((0, 3), dtype=np.int64)

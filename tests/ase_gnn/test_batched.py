@@ -49,3 +49,35 @@ def test_only_requested_properties_are_returned_and_bad_requests_refused():
     with pytest.raises(ValueError, match="Au"):
         evaluate(model, [bulk("Au")])
     assert evaluate(model, []) == []
+
+
+@pytest.mark.parametrize("optimizer", ["FIRE", "BFGS"])
+def test_batched_relaxation_equals_relaxing_one_by_one(optimizer):
+    import ase.optimize
+
+    from ase_gnn import relax
+
+    optimizer_class = getattr(ase.optimize, optimizer)
+    model = tiny_model("SchNet", ["Cu", "Ag"], cutoff=4.0).double()
+    structures = _structures()
+    structures[3] = bulk("Cu", cubic=True)  # ideal fcc: no force by symmetry, already relaxed
+    references = [a.copy() for a in structures]
+    report = relax(model, structures, fmax=0.02, max_steps=60, optimizer=optimizer_class,
+                   batch_size=4)  # fmt: skip
+    steps = []
+    for atoms in references:
+        atoms.calc = GNNCalculator(model)
+        opt = optimizer_class(atoms, logfile=None)
+        opt.run(fmax=0.02, steps=60)
+        steps.append(opt.nsteps)
+    assert report.steps.tolist() == steps
+    assert report.steps[3] == 0 and report.steps.max() > 5
+    for atoms, reference, converged, largest in zip(
+        structures, references, report.converged, report.fmax
+    ):
+        np.testing.assert_allclose(atoms.positions, reference.positions, rtol=0, atol=1e-8)
+        forces = reference.get_forces()
+        assert largest == pytest.approx(np.linalg.norm(forces, axis=1).max(), abs=1e-8)
+        assert converged == (largest < 0.02)
+        np.testing.assert_allclose(atoms.get_forces(), forces, rtol=0, atol=1e-8)
+    assert report.converged.sum() >= 4

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 
 import pytest
 import torch
@@ -23,20 +24,38 @@ def _with_chunk_elements(model, chunk_elements: int):
 
 
 @pytest.mark.parametrize("aggregation", ["sum", "mean"])
-def test_chunked_message_passing_matches_one_pass(architecture, aggregation):
+def test_chunked_message_passing_matches_one_pass(architecture, aggregation, monkeypatch):
     atoms = bulk("Cu", cubic=True).repeat((2, 2, 1))
     atoms.rattle(0.1, seed=4)
     atoms.symbols[[1, 6]] = "Ag"
     graph = graph_from_atoms(atoms, cutoff=4.0, dtype=torch.float64)
     model = tiny_model(architecture, ["Cu", "Ag"], aggregation=aggregation).double()
+    center = graph.edge_index[0]
+    assert bool((center[1:] >= center[:-1]).all()), "graph_from_atoms groups edges by centre"
     one_pass = predict(_with_chunk_elements(model, 10**12), graph, forces=True, stress=True)
-    # about 7 edges per chunk with 16 features: many chunks, the last one shorter
+    # edges in random order take the one-pass path
+    order = torch.randperm(graph.num_edges, generator=torch.Generator().manual_seed(0))
+    shuffled = dataclasses.replace(
+        graph, edge_index=graph.edge_index[:, order], edge_shift=graph.edge_shift[order]
+    )
+    chunk_sizes = []
+    original = MessagePassing._chunked_sum
+
+    def spy(self, x, edge_index, *args):
+        chunk_sizes.append(edge_index.shape[1])
+        return original(self, x, edge_index, *args)
+
+    monkeypatch.setattr(MessagePassing, "_chunked_sum", spy)
+    unsorted = predict(_with_chunk_elements(model, 112), shuffled, forces=True, stress=True)
+    assert chunk_sizes == []
+    # about 7 edges per chunk with 16 features: many chunks of whole atoms
     chunked = predict(_with_chunk_elements(model, 112), graph, forces=True, stress=True)
-    assert graph.num_edges > 20 * 7
+    assert chunk_sizes and graph.num_edges > 20 * 7
     for name in ("local_energies", "forces", "stress"):
-        torch.testing.assert_close(
-            getattr(chunked, name), getattr(one_pass, name), rtol=0, atol=1e-12
-        )
+        for result, tolerance in ((chunked, 1e-12), (unsorted, 1e-10)):
+            torch.testing.assert_close(
+                getattr(result, name), getattr(one_pass, name), rtol=0, atol=tolerance
+            )
 
 
 def test_chunked_message_passing_handles_graphs_without_edges(architecture):
@@ -49,3 +68,34 @@ def test_chunked_message_passing_handles_graphs_without_edges(architecture):
     prediction = predict(model, graph, forces=True)
     expected = model.atomic_energies[model.species_index(graph.species)]
     torch.testing.assert_close(prediction.local_energies, expected, rtol=0, atol=1e-12)
+
+
+def test_chunked_message_passing_trains_forces_like_one_pass(architecture):
+    """Parameter gradients of a force loss (double backward through the chunks) are unchanged."""
+    atoms = bulk("Cu", cubic=True).repeat((2, 2, 1))
+    atoms.rattle(0.1, seed=5)
+    graph = graph_from_atoms(atoms, cutoff=4.0, dtype=torch.float64)
+    model = tiny_model(architecture, ["Cu"]).double()
+    gradients = []
+    for chunk_elements in (10**12, 112):
+        chunked = _with_chunk_elements(model, chunk_elements)
+        prediction = predict(chunked, graph, forces=True, training=True)
+        (prediction.forces**2).sum().backward()
+        gradients.append([p.grad for p in chunked.parameters() if p.grad is not None])
+    assert len(gradients[0]) == len(gradients[1]) > 0
+    for chunked_grad, one_pass_grad in zip(gradients[1], gradients[0]):
+        torch.testing.assert_close(chunked_grad, one_pass_grad, rtol=0, atol=1e-10)
+
+
+def test_gather_chunks_passes_gradcheck():
+    from ase_gnn.nn.message_passing import _GatherChunks
+
+    x = torch.randn(5, 3, dtype=torch.float64, requires_grad=True)
+    index = torch.tensor([4, 0, 0, 2, 3, 1, 4])
+
+    def gather(x):
+        return _GatherChunks.apply(x, index, [3, 0, 4])
+
+    assert torch.autograd.gradcheck(gather, (x,))
+    assert torch.autograd.gradgradcheck(gather, (x,))
+    torch.testing.assert_close(torch.cat(gather(x)), x[index])

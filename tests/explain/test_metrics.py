@@ -63,10 +63,15 @@ def test_faithful_scores_beat_random_ones_on_the_trained_model(lj_model, lj_data
     curves = deletion_insertion(explainer, attribution)
     assert curves.deletion_auc > curves.random_deletion_auc + 0.1  # measured 0.90 vs 0.61
     assert curves.insertion_auc > curves.random_insertion_auc + 0.1  # 0.74 vs 0.51
-    shuffled = np.random.default_rng(0).permutation(attribution.edge)
-    noise = type(attribution)(**{**attribution.__dict__, "edge": shuffled})
-    assert infidelity(explainer, attribution) < 0.7 * infidelity(explainer, noise)  # 0.44x
-    assert fidelity(explainer, attribution, k=20).plus > fidelity(explainer, noise, k=20).plus
+    rng = np.random.default_rng(0)
+    shuffles = [
+        type(attribution)(**{**attribution.__dict__, "edge": rng.permutation(attribution.edge)})
+        for _ in range(5)
+    ]
+    random_infidelity = np.mean([infidelity(explainer, noise) for noise in shuffles])
+    assert infidelity(explainer, attribution) < 0.7 * random_infidelity  # measured 0.25x
+    random_fidelity = np.mean([fidelity(explainer, noise, k=20).plus for noise in shuffles])
+    assert fidelity(explainer, attribution, k=20).plus > random_fidelity
     assert 0.0 < sensitivity(explainer, attribution, n_perturb_samples=2) < 0.1  # 0.012
 
 

@@ -77,7 +77,8 @@ def test_console_script_lists_its_commands() -> None:
     if not executable.exists():
         pytest.skip("console script not installed beside this interpreter")
     out = subprocess.run([executable, "--help"], capture_output=True, text=True, check=True)
-    for command in ("generate", "train", "evaluate", "md", "demo", "embed", "cluster", "anomaly"):
+    commands = ("generate", "train", "evaluate", "md", "demo", "embed", "cluster", "anomaly")
+    for command in (*commands, "diagnose"):
         assert command in out.stdout
 
 
