@@ -128,6 +128,15 @@ def confusion_matrix_plot(
 ) -> np.ndarray:
     """Confusion matrix (rows true, columns predicted) with counts, and accuracy in the title.
 
+    Parameters
+    ----------
+    true, predicted
+        ``[M]`` labels: class indices into ``classes``, or the class names themselves.
+    classes
+        The C class names, in order.
+    path
+        Output image file.
+
     Returns
     -------
     ndarray
@@ -136,7 +145,9 @@ def confusion_matrix_plot(
     from matplotlib.figure import Figure
     from sklearn.metrics import confusion_matrix
 
-    matrix = confusion_matrix(true, predicted, labels=list(range(len(classes))))
+    true, predicted = np.asarray(true), np.asarray(predicted)
+    names = classes if true.dtype.kind in "OUS" else list(range(len(classes)))
+    matrix = confusion_matrix(true, predicted, labels=names)
     figure = Figure(
         figsize=(1.2 * len(classes) + 2.5, 1.0 * len(classes) + 2.0), layout="constrained"
     )

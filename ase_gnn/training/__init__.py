@@ -2,6 +2,7 @@
 
 from ase_gnn.training.config import (
     DataConfig,
+    HeadConfig,
     LossConfig,
     ModelConfig,
     OptimizerConfig,
@@ -26,6 +27,7 @@ from ase_gnn.training.trainer import History, Trainer, evaluate, fit
 __all__ = [
     "DataConfig",
     "GraphDataset",
+    "HeadConfig",
     "History",
     "LabelKeys",
     "Labels",

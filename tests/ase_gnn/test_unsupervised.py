@@ -111,6 +111,11 @@ def test_maps_confusion_matrix_and_histograms_are_drawn(model, tmp_path):
         np.array([0, 1, 1, 2]), np.array([0, 1, 2, 2]), ["fcc", "bcc", "hcp"], tmp_path / "cm.png"
     )
     assert matrix.tolist() == [[1, 0, 0], [0, 1, 1], [0, 0, 1]]
+    named = confusion_matrix_plot(
+        np.array(["fcc", "bcc", "bcc", "hcp"]), np.array(["fcc", "bcc", "hcp", "hcp"]),
+        ["fcc", "bcc", "hcp"], tmp_path / "named.png",
+    )  # fmt: skip
+    assert named.tolist() == matrix.tolist()
     anomaly_histogram({"a": np.arange(10.0), "b": np.arange(5.0, 20.0)}, tmp_path / "h.png", 9.0)
     for name in ("pca.png", "tsne.png", "cm.png", "h.png"):
         image = imread(tmp_path / name)
