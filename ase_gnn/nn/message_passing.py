@@ -92,7 +92,7 @@ class _GatherChunks(torch.autograd.Function):
     def forward(ctx: Any, x: Tensor, index: Tensor, sizes: list[int]) -> tuple[Tensor, ...]:
         ctx.save_for_backward(index)
         ctx.sizes, ctx.num_rows = sizes, x.shape[0]
-        return tuple(x.index_select(0, part) for part in index.split(sizes))
+        return tuple(x.index_select(0, index).split(sizes))
 
     @staticmethod
     def backward(ctx: Any, *grads: Tensor) -> tuple[Tensor, None, None]:
