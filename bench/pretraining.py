@@ -34,6 +34,10 @@ def main() -> None:
     parser.add_argument("--draws", type=int, default=4)
     parser.add_argument("--sizes", type=int, nargs="+", default=[8, 16, 32])
     parser.add_argument("--epochs", type=int, default=100, help="fine-tuning epochs")
+    parser.add_argument(
+        "--learning-rate", type=float, default=3e-3, help="fine-tuning (and scratch) learning rate"
+    )
+    parser.add_argument("--noise", type=float, default=0.05, help="denoising σ, Å")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -47,7 +51,12 @@ def main() -> None:
 
     pretrained = new_model()
     history = pretrain(
-        pretrained, unlabelled, epochs=100_000, time_budget=args.pretrain_seconds, progress=False
+        pretrained,
+        unlabelled,
+        epochs=100_000,
+        noise=args.noise,
+        time_budget=args.pretrain_seconds,
+        progress=False,
     )
     last = history.rows[-1]
     print(
@@ -67,7 +76,15 @@ def main() -> None:
                 chosen = np.random.default_rng(draw).choice(len(labelled), size, replace=False)
                 model = new_model() if start is None else copy.deepcopy(start)
                 train = [labelled[i] for i in chosen]
-                fit(model, train, valid, epochs=args.epochs, seed=draw, progress=False)
+                fit(
+                    model,
+                    train,
+                    valid,
+                    epochs=args.epochs,
+                    learning_rate=args.learning_rate,
+                    seed=draw,
+                    progress=False,
+                )
                 metrics = evaluate(model, GraphDataset(test, model.cutoff, model.dtype))
                 energies.append(1e3 * metrics["energy_mae"])
                 forces.append(1e3 * metrics["forces_mae"])
