@@ -6,7 +6,7 @@ PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-fast bench lint clean
+.PHONY: demo test test-fast bench bench-md lint clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -26,7 +26,21 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
-bench: $(STAMP)
+# mace-torch pins e3nn 0.4.4 and nequip needs e3nn 0.6: each gets its own environment.
+bench/.venv-mace/.installed: constraints.txt
+	$(PYTHON) -m venv bench/.venv-mace
+	bench/.venv-mace/bin/python -m pip install --quiet -c constraints.txt torch==2.13.0 mace-torch
+	touch $@
+
+bench/.venv-nequip/.installed: constraints.txt
+	$(PYTHON) -m venv bench/.venv-nequip
+	bench/.venv-nequip/bin/python -m pip install --quiet -c constraints.txt torch==2.13.0 nequip
+	touch $@
+
+bench: $(STAMP) bench/.venv-mace/.installed bench/.venv-nequip/.installed
+	$(PY) bench/compare.py
+
+bench-md: $(STAMP)
 	$(PY) bench/md_step.py
 
 lint: $(STAMP)
@@ -35,4 +49,4 @@ lint: $(STAMP)
 	$(VENV)/bin/mypy
 
 clean:
-	rm -rf $(VENV) demo_out .pytest_cache
+	rm -rf $(VENV) demo_out .pytest_cache bench/.venv-mace bench/.venv-nequip

@@ -24,7 +24,7 @@ from ase_gnn import SchNet
 from ase_gnn.generate import generate_emt_alloy
 from ase_gnn.nn.mlp import xavier_init_
 from ase_gnn.pretrain import pretrain
-from ase_gnn.training import GraphDataset, evaluate, fit
+from ase_gnn.training import GraphDataset, LossWeights, evaluate, fit
 
 
 def main() -> None:
@@ -38,6 +38,11 @@ def main() -> None:
         "--learning-rate", type=float, default=3e-3, help="fine-tuning (and scratch) learning rate"
     )
     parser.add_argument("--noise", type=float, default=0.05, help="denoising σ, Å")
+    parser.add_argument(
+        "--energy-only",
+        action="store_true",
+        help="fine-tune on energies alone (force loss weight 0): labels without forces",
+    )
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -82,6 +87,7 @@ def main() -> None:
                     valid,
                     epochs=args.epochs,
                     learning_rate=args.learning_rate,
+                    weights=LossWeights(forces=0.0) if args.energy_only else None,
                     seed=draw,
                     progress=False,
                 )

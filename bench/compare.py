@@ -1,0 +1,484 @@
+"""ase-gnn's SchNet and NequIP beside MACE, NequIP (mir-group) and ASE's EMT: accuracy and speed.
+
+One command trains every model on the same generated data for the same wall-clock budget on this
+machine, measures test errors and MD step times, and writes ``bench/RESULTS.md`` (table, command,
+package versions) with a plot (``bench/results.png``: time per step against atoms, error against
+training time).
+
+Each third-party package lives in its own virtual environment (``make bench`` creates them:
+mace-torch pins e3nn 0.4.4, nequip needs e3nn 0.6), so this driver runs every step in a
+subprocess of the right interpreter; all workers are this same file (``--worker``), which imports
+a package only inside the worker that needs it.
+
+Usage::
+
+    make bench                                   # venvs, then this script with defaults
+    python bench/compare.py --budget 300         # seconds of training per model and data set
+    python bench/compare.py --budget 20 --data cu --sizes 108 --models schnet mace   # smoke run
+
+Protocol:
+
+* Data: fcc Cu from ``ase_gnn.generate.generate_emt`` (300 structures) and ethanol GFN2-xTB MD
+  from ``ase_gnn.molecules.generate_xtb`` (600 frames, needs tblite); 80/10/10 split, seed 0.
+* Training: float32, ``--budget`` seconds of wall clock per model (including the trainer's own
+  data preparation; MACE is stopped with SIGTERM at the budget and its best checkpoint is
+  exported; NequIP uses Lightning's ``max_time``).
+* Errors: every model through its ASE calculator in float64 on the test split: energy MAE per
+  atom (meV/atom) and force-component MAE (meV/Å).
+* Speed: ``VelocityVerlet`` steps of the Cu models on rattled fcc Cu (108/500/2048 atoms), median
+  step time after warm-up, 1 thread, float32 and float64, each case in a fresh process (its peak
+  resident memory is reported). Graph share: ase-gnn's ``graph_from_atoms`` over a step.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+OUT = HERE / "out" / "compare"
+VENVS = {
+    "ase-gnn": ROOT / ".venv" / "bin" / "python",
+    "mace": HERE / ".venv-mace" / "bin" / "python",
+    "nequip": HERE / ".venv-nequip" / "bin" / "python",
+}
+#: model name -> (environment, label in tables)
+MODELS = {
+    "emt": ("ase-gnn", "EMT"),
+    "schnet": ("ase-gnn", "ase-gnn SchNet"),
+    "nequip-ours": ("ase-gnn", "ase-gnn NequIP"),
+    "mace": ("mace", "MACE-small"),
+    "nequip": ("nequip", "NequIP (mir-group)"),
+}
+REPEATS = {108: 3, 500: 5, 2048: 8}
+CUTOFF = 5.0
+SPECIES = {"cu": ["Cu"], "ethanol": ["H", "C", "O"]}
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--budget", type=float, default=300.0, help="training seconds per model")
+    parser.add_argument("--data", nargs="+", default=["cu", "ethanol"], choices=list(SPECIES))
+    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
+    parser.add_argument("--sizes", type=int, nargs="+", default=sorted(REPEATS))
+    parser.add_argument("--dtypes", nargs="+", default=["float32", "float64"])
+    parser.add_argument("--steps", type=int, default=10, help="timed MD steps per case, at most")
+    parser.add_argument("--threads", type=int, default=2, help="threads for training")
+    parser.add_argument("--out", default=str(HERE / "RESULTS.md"))
+    parser.add_argument("--worker", help=argparse.SUPPRESS)  # JSON: one job in this process
+    return parser.parse_args()
+
+
+# -- workers: run inside the model's own environment ------------------------------------------
+def worker(job: dict[str, Any]) -> dict[str, Any]:
+    """Run one job (data, train, errors or speed) and return its JSON-able result."""
+    if job["kind"] == "data":
+        return make_data(job)
+    if job["kind"] == "train":
+        start = time.perf_counter()
+        trainers = {"schnet": train_ours, "nequip-ours": train_ours, "mace": train_mace}
+        trainers.get(job["model"], train_nequip)(job)
+        return {"train_s": time.perf_counter() - start}
+    calc = calculator(job)
+    if job["kind"] == "errors":
+        return test_errors(calc, job)
+    return md_speed(calc, job)
+
+
+def make_data(job: dict[str, Any]) -> dict[str, Any]:
+    import numpy as np
+    from ase.io import write
+
+    if job["data"] == "cu":
+        from ase_gnn.generate import generate_emt
+
+        structures = generate_emt("Cu", 300, seed=0, progress=False)
+    else:
+        from ase_gnn.molecules import generate_xtb
+
+        structures = generate_xtb("CH3CH2OH", 600, seed=0, progress=False)
+    order = np.random.default_rng(0).permutation(len(structures))
+    n = len(structures)
+    parts = {"train": order[: int(0.8 * n)], "valid": order[int(0.8 * n) : int(0.9 * n)]}
+    parts["test"] = order[int(0.9 * n) :]
+    folder = Path(job["folder"])
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, index in parts.items():
+        write(folder / f"{name}.xyz", [structures[k] for k in index], format="extxyz")
+    # train + valid together, for trainers that split off their own validation fraction
+    both = np.concatenate([parts["train"], parts["valid"]])
+    write(folder / "train_valid.xyz", [structures[k] for k in both], format="extxyz")
+    return {name: len(index) for name, index in parts.items()}
+
+
+def train_ours(job: dict[str, Any]) -> None:
+    import torch
+    from ase.io import read
+
+    import ase_gnn
+    from ase_gnn.training import fit
+
+    folder = Path(job["folder"])
+    train = read(folder / "train.xyz", ":")
+    valid = read(folder / "valid.xyz", ":")
+    torch.manual_seed(0)
+    architecture = "SchNet" if job["model"] == "schnet" else "NequIP"
+    model = ase_gnn.ARCHITECTURES[architecture](species=SPECIES[job["data"]], cutoff=CUTOFF)
+    fit(model, train, valid, epochs=10**6, time_budget=job["budget"], progress=False)
+    ase_gnn.save_model(model, Path(job["workdir"]) / "model.safetensors")
+
+
+def train_mace(job: dict[str, Any]) -> None:
+    """``mace_run_train`` stopped at the budget, then its best checkpoint exported."""
+    folder, workdir = Path(job["folder"]), Path(job["workdir"])
+    command = [
+        str(Path(sys.executable).with_name("mace_run_train")),
+        "--name=mace", "--seed=0", f"--work_dir={workdir}",
+        f"--train_file={folder / 'train.xyz'}", f"--valid_file={folder / 'valid.xyz'}",
+        "--energy_key=energy", "--forces_key=forces", "--E0s=average",
+        "--model=MACE", "--num_channels=32", "--max_L=0", f"--r_max={CUTOFF}",
+        "--correlation=3", "--num_interactions=2", "--batch_size=8", "--valid_batch_size=16",
+        "--max_num_epochs=100000", "--device=cpu", "--default_dtype=float32",
+        "--num_workers=0", "--plot=False", "--eval_interval=1",
+    ]  # fmt: skip
+    try:
+        subprocess.run(command, timeout=job["budget"], capture_output=True, check=True)
+    except subprocess.TimeoutExpired:
+        pass  # the budget is spent; export the best checkpoint (no further training)
+    subprocess.run(
+        [*command[:-3], "--max_num_epochs=1", "--restart_latest", "--plot=False"],
+        capture_output=True,
+        check=True,
+    )
+
+
+def train_nequip(job: dict[str, Any]) -> None:
+    """``nequip-train`` with Lightning's ``max_time`` as the budget."""
+    folder, workdir = Path(job["folder"]), Path(job["workdir"])
+    species = SPECIES[job["data"]]
+    periodic = job["data"] == "cu"
+    loss = "EnergyForceStressLoss" if periodic else "EnergyForceLoss"
+    metrics = "EnergyForceStressMetrics" if periodic else "EnergyForceMetrics"
+    coefficients = "{total_energy: 1.0, forces: 1.0" + (", stress: 1.0}" if periodic else "}")
+    metric_coefficients = "{total_energy_mae: 1.0, forces_mae: 1.0" + (
+        ", stress_mae: 1.0}" if periodic else "}"
+    )
+    minutes, seconds = divmod(int(job["budget"]), 60)
+    config = f"""
+run: [train]
+cutoff_radius: {CUTOFF}
+model_type_names: {species}
+data:
+  _target_: nequip.data.datamodule.ASEDataModule
+  seed: 0
+  split_dataset: {{file_path: {folder / "train_valid.xyz"}, train: 0.9, val: 0.1}}
+  transforms:
+    - _target_: nequip.data.transforms.ChemicalSpeciesToAtomTypeMapper
+      model_type_names: ${{model_type_names}}
+    - _target_: nequip.data.transforms.NeighborListTransform
+      r_max: ${{cutoff_radius}}
+  train_dataloader: {{_target_: torch.utils.data.DataLoader, batch_size: 8, shuffle: true}}
+  val_dataloader: {{_target_: torch.utils.data.DataLoader, batch_size: 16}}
+  stats_manager:
+    _target_: nequip.data.CommonDataStatisticsManager
+    type_names: ${{model_type_names}}
+trainer:
+  _target_: lightning.Trainer
+  accelerator: cpu
+  max_epochs: 100000
+  max_time: "00:00:{minutes:02d}:{seconds:02d}"
+  logger: false
+  enable_progress_bar: false
+  callbacks:
+    - _target_: lightning.pytorch.callbacks.ModelCheckpoint
+      monitor: val0_epoch/weighted_sum
+      dirpath: {workdir}
+      filename: best
+      save_last: true
+training_module:
+  _target_: nequip.train.EMALightningModule
+  ema_decay: 0.99
+  loss: {{_target_: nequip.train.{loss}, per_atom_energy: true, coeffs: {coefficients}}}
+  val_metrics: {{_target_: nequip.train.{metrics}, coeffs: {metric_coefficients}}}
+  optimizer: {{_target_: torch.optim.Adam, lr: 0.005}}
+  model:
+    _target_: nequip.model.NequIPGNNModel
+    seed: 0
+    model_dtype: float32
+    type_names: ${{model_type_names}}
+    r_max: ${{cutoff_radius}}
+    num_layers: 3
+    l_max: 1
+    parity: true
+    num_features: 32
+    radial_mlp_depth: 2
+    radial_mlp_width: 64
+    avg_num_neighbors: ${{training_data_stats:num_neighbors_mean}}
+    per_type_energy_shifts: ${{training_data_stats:per_atom_energy_mean}}
+    per_type_energy_scales: ${{training_data_stats:forces_rms}}
+"""
+    (workdir / "config.yaml").write_text(config)
+    command = [
+        str(Path(sys.executable).with_name("nequip-train")),
+        "-cp", str(workdir), "-cn", "config.yaml", f"hydra.run.dir={workdir / 'hydra'}",
+    ]  # fmt: skip
+    subprocess.run(command, capture_output=True, check=True)
+
+
+def calculator(job: dict[str, Any]):  # type: ignore[no-untyped-def]  # an ASE calculator
+    """The ASE calculator of a trained model, in ``job["dtype"]``."""
+    workdir = Path(job["workdir"])
+    model, dtype = job["model"], job.get("dtype", "float64")
+    if model == "emt":
+        from ase.calculators.emt import EMT
+
+        return EMT()
+    if model in ("schnet", "nequip-ours"):
+        from ase_gnn import GNNCalculator
+
+        return GNNCalculator(workdir / "model.safetensors", dtype=dtype)
+    if model == "mace":
+        from mace.calculators import MACECalculator
+
+        return MACECalculator(model_paths=str(workdir / "mace.model"), device="cpu",
+                              default_dtype=dtype)  # fmt: skip
+    from nequip.integrations.ase import NequIPCalculator
+
+    # The model's dtype is fixed when it is built (model_dtype: float32 here).
+    return NequIPCalculator._from_saved_model(
+        str(workdir / "best.ckpt"), device="cpu", chemical_species_to_atom_type_map=True
+    )
+
+
+def test_errors(calc, job: dict[str, Any]) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    import numpy as np
+    from ase.io import read
+
+    energy, forces = [], []
+    for atoms in read(Path(job["folder"]) / "test.xyz", ":"):
+        reference_e, reference_f = atoms.get_potential_energy(), atoms.get_forces()
+        atoms.calc = calc
+        energy.append(abs(atoms.get_potential_energy() - reference_e) / len(atoms))
+        forces.append(np.abs(atoms.get_forces() - reference_f).ravel())
+    return {
+        "energy_mae": 1e3 * float(np.mean(energy)),
+        "forces_mae": 1e3 * float(np.mean(np.concatenate(forces))),
+    }
+
+
+def md_speed(calc, job: dict[str, Any]) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    import numpy as np
+    import torch
+    from ase import units
+    from ase.build import bulk
+    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
+    from ase.md.verlet import VelocityVerlet
+
+    torch.set_num_threads(1)
+    atoms = bulk("Cu", cubic=True).repeat(REPEATS[job["size"]])
+    atoms.rattle(0.05, seed=0)
+    MaxwellBoltzmannDistribution(atoms, temperature_K=300, rng=np.random.default_rng(0))
+    atoms.calc = calc
+    dynamics = VelocityVerlet(atoms, timestep=1.0 * units.fs)
+    dynamics.run(2)  # warm-up
+    steps = []
+    start = time.perf_counter()
+    while len(steps) < 3 or (len(steps) < job["steps"] and time.perf_counter() - start < 20):
+        step_start = time.perf_counter()
+        dynamics.run(1)
+        steps.append(time.perf_counter() - step_start)
+    result = {
+        "step_ms": 1e3 * statistics.median(steps),
+        "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+    if job["model"] in ("schnet", "nequip-ours"):
+        from ase_gnn import graph_from_atoms
+
+        graph_start = time.perf_counter()
+        for _ in range(5):
+            graph_from_atoms(atoms, CUTOFF)
+        result["graph_share"] = (time.perf_counter() - graph_start) / 5 / statistics.median(steps)
+    return result
+
+
+# -- driver -------------------------------------------------------------------------------------
+def run(model: str, job: dict[str, Any], threads: int) -> dict[str, Any]:
+    """Run ``job`` for ``model`` in a fresh process of its environment."""
+    python = VENVS[MODELS[model][0]]
+    if not python.exists():
+        sys.exit(f"{python} is missing: run `make bench` to create the benchmark environments")
+    env = {**os.environ, **{v: str(threads) for v in THREAD_VARIABLES}}
+    done = subprocess.run(
+        [str(python), __file__, "--worker", json.dumps({"model": model, **job})],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
+    if done.returncode != 0 or not lines:
+        print(f"# {model} {job['kind']} failed:\n{done.stderr[-3000:]}", file=sys.stderr)
+        return {"failed": done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "?"}
+    return json.loads(lines[-1].removeprefix("RESULT "))  # type: ignore[no-any-return]
+
+
+def versions() -> dict[str, str]:
+    """Versions of the packages in every environment that exists."""
+    found = {}
+    for env, packages in (("ase-gnn", "ase-gnn torch e3nn ase"), ("mace", "mace-torch e3nn"),
+                          ("nequip", "nequip e3nn lightning")):  # fmt: skip
+        python = VENVS[env]
+        if python.exists():
+            code = (
+                "import importlib.metadata as m, sys; "
+                "print(' '.join(f'{p} {m.version(p)}' for p in sys.argv[1:]))"
+            )
+            out = subprocess.run([str(python), "-c", code, *packages.split()],
+                                 capture_output=True, text=True)  # fmt: skip
+            found[env] = out.stdout.strip() or out.stderr.strip()[-200:]
+    return found
+
+
+def main() -> None:
+    args = parse_args()
+    if args.worker:
+        print("RESULT " + json.dumps(worker(json.loads(args.worker))), flush=True)
+        return
+    started = time.perf_counter()
+    results: dict[str, dict[str, Any]] = {}
+    for data in args.data:
+        folder = OUT / data
+        print(f"# {data}: {run('emt', {'kind': 'data', 'data': data, 'folder': str(folder)}, 1)}",
+              file=sys.stderr)  # fmt: skip
+        for model in args.models:
+            if model == "emt" and data != "cu":
+                continue
+            workdir = OUT / data / model
+            shutil.rmtree(workdir, ignore_errors=True)
+            workdir.mkdir(parents=True)
+            job = {"data": data, "folder": str(folder), "workdir": str(workdir)}
+            entry = results.setdefault(f"{data}/{model}", {})
+            if model != "emt":
+                entry.update(run(model, {**job, "kind": "train", "budget": args.budget},
+                                 args.threads))  # fmt: skip
+            entry.update(run(model, {**job, "kind": "errors"}, args.threads))
+            if data == "cu":
+                for dtype in args.dtypes:
+                    if model == "nequip" and dtype != "float32":
+                        entry[f"{dtype}/-"] = {"failed": "dtype fixed at training (float32)"}
+                        continue
+                    for size in args.sizes:
+                        speed = run(model, {**job, "kind": "speed", "dtype": dtype,
+                                            "size": size, "steps": args.steps}, 1)  # fmt: skip
+                        entry[f"{dtype}/{size}"] = speed
+            print(f"#   {data}/{model}: {entry}", file=sys.stderr, flush=True)
+    (OUT / "results.json").write_text(json.dumps(results, indent=1))
+    write_report(args, results, time.perf_counter() - started)
+
+
+def write_report(args: argparse.Namespace, results: dict[str, dict[str, Any]], wall: float) -> None:
+    """``RESULTS.md`` with the tables and ratios, and ``results.png``."""
+    lines = [
+        "# Benchmark: ase-gnn beside MACE, NequIP and EMT",
+        "",
+        f"Command: `python bench/compare.py {' '.join(sys.argv[1:])}` "
+        f"({wall / 60:.0f} min on {platform.machine()}, {os.cpu_count()} cores, "
+        f"python {platform.python_version()})",
+        "",
+        "Packages: " + "; ".join(f"{env}: {v}" for env, v in versions().items()),
+        "",
+        f"Training: {args.budget:.0f} s wall clock per model, float32, {args.threads} threads. "
+        "Errors: test split through each ASE calculator in float64 (NequIP (mir-group) in "
+        "float32, the dtype its model fixes at training). "
+        "MD: median VelocityVerlet step, 1 thread, fresh process per case.",
+        "",
+    ]
+    for data in args.data:
+        lines += [f"## {data}", "", "| model | energy MAE meV/atom | forces MAE meV/Å |"
+                  + "".join(f" {d} {n} ms/step |" for d in args.dtypes for n in args.sizes)
+                  * (data == "cu"), "|---" * (3 + len(args.dtypes) * len(args.sizes)
+                                              * (data == "cu")) + "|"]  # fmt: skip
+        for model in args.models:
+            entry = results.get(f"{data}/{model}")
+            if entry is None:
+                continue
+            row = f"| {MODELS[model][1]} | {_number(entry, 'energy_mae')} | "
+            row += f"{_number(entry, 'forces_mae')} |"
+            if data == "cu":
+                row += "".join(
+                    f" {_number(entry.get(f'{d}/{n}', {}), 'step_ms')} |"
+                    for d in args.dtypes
+                    for n in args.sizes
+                )
+            lines.append(row)
+        lines.append("")
+    lines += ratios(args, results)
+    Path(args.out).write_text("\n".join(lines) + "\n")
+    plot(args, results)
+    print("\n".join(lines))
+
+
+def _number(entry: dict[str, Any], key: str) -> str:
+    value = entry.get(key)
+    return f"{value:.3g}" if isinstance(value, (int, float)) else f"failed ({entry.get('failed')})"
+
+
+def ratios(args: argparse.Namespace, results: dict[str, dict[str, Any]]) -> list[str]:
+    """Step-time ratios ase-gnn / MACE, ase-gnn / NequIP and ase-gnn / EMT on Cu."""
+    pairs = [("schnet", "emt"), ("schnet", "mace"), ("nequip-ours", "nequip"),
+             ("nequip-ours", "mace")]  # fmt: skip
+    lines = ["## Ratios of MD step time (Cu)", "", "| ours / theirs | dtype | "
+             + " | ".join(f"N = {n}" for n in args.sizes) + " |",
+             "|---|---|" + "---|" * len(args.sizes)]  # fmt: skip
+    for ours, theirs in pairs:
+        a, b = results.get(f"cu/{ours}", {}), results.get(f"cu/{theirs}", {})
+        for dtype in args.dtypes:
+            cells = []
+            for n in args.sizes:
+                x = a.get(f"{dtype}/{n}", {}).get("step_ms")
+                y = b.get(f"{dtype}/{n}", {}).get("step_ms")
+                cells.append(f"{x / y:.2f}" if x and y else "-")
+            lines.append(f"| {MODELS[ours][1]} / {MODELS[theirs][1]} | {dtype} | "
+                         + " | ".join(cells) + " |")  # fmt: skip
+    return [*lines, ""]
+
+
+def plot(args: argparse.Namespace, results: dict[str, dict[str, Any]]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(10, 4), layout="constrained")
+    speed, error = figure.subplots(1, 2)
+    dtype = args.dtypes[0]
+    for model in args.models:
+        entry = results.get(f"cu/{model}", {})
+        times = [entry.get(f"{dtype}/{n}", {}).get("step_ms") for n in args.sizes]
+        if all(isinstance(t, float) for t in times):
+            per_atom = [1e3 * t / n for t, n in zip(times, args.sizes)]
+            speed.plot(args.sizes, per_atom, "o-", label=MODELS[model][1])
+        if isinstance(entry.get("forces_mae"), float) and isinstance(times[0], float):
+            error.scatter(times[0], entry["forces_mae"], label=MODELS[model][1])
+    speed.set(xscale="log", xlabel="atoms", ylabel=f"µs per atom per MD step ({dtype})",
+              title="speed, fcc Cu, 1 thread")  # fmt: skip
+    error.set(xlabel=f"ms per MD step at {args.sizes[0]} atoms", ylabel="force MAE / meV/Å",
+              title=f"accuracy after {args.budget:.0f} s of training")  # fmt: skip
+    speed.legend()
+    error.legend()
+    figure.savefig(Path(args.out).with_name("results.png"), dpi=120)
+
+
+if __name__ == "__main__":
+    main()
