@@ -74,9 +74,17 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     parser.add_argument("--sizes", type=int, nargs="+", default=sorted(REPEATS))
     parser.add_argument("--dtypes", nargs="+", default=["float32", "float64"])
-    parser.add_argument("--steps", type=int, default=10, help="timed MD steps per case, at most")
+    parser.add_argument("--steps", type=int, default=15, help="timed MD steps per case, at most")
     parser.add_argument("--threads", type=int, default=2, help="threads for training")
     parser.add_argument("--out", default=str(HERE / "RESULTS.md"))
+    parser.add_argument(
+        "--speed-only",
+        action="store_true",
+        help="re-time the MD steps of models trained by an earlier run (no data, training, errors)",
+    )
+    parser.add_argument(
+        "--report-only", action="store_true", help="rewrite the report from the saved results"
+    )
     parser.add_argument("--worker", help=argparse.SUPPRESS)  # JSON: one job in this process
     return parser.parse_args()
 
@@ -113,6 +121,7 @@ def make_data(job: dict[str, Any]) -> dict[str, Any]:
     n = len(structures)
     parts = {"train": order[: int(0.8 * n)], "valid": order[int(0.8 * n) : int(0.9 * n)]}
     parts["test"] = order[int(0.9 * n) :]
+    structures = [_labels_only(atoms) for atoms in structures]
     folder = Path(job["folder"])
     folder.mkdir(parents=True, exist_ok=True)
     for name, index in parts.items():
@@ -121,6 +130,20 @@ def make_data(job: dict[str, Any]) -> dict[str, Any]:
     both = np.concatenate([parts["train"], parts["valid"]])
     write(folder / "train_valid.xyz", [structures[k] for k in both], format="extxyz")
     return {name: len(index) for name, index in parts.items()}
+
+
+def _labels_only(atoms):  # type: ignore[no-untyped-def]  # ASE objects
+    """A copy with the energy, forces (and stress) only: extra keys such as xTB's ``dipole``
+    collide with field names that other packages reserve."""
+    from ase import Atoms
+    from ase.calculators.singlepoint import SinglePointCalculator
+
+    clean = Atoms(atoms.numbers, atoms.positions, cell=atoms.cell, pbc=atoms.pbc)
+    results = {"energy": atoms.get_potential_energy(), "forces": atoms.get_forces()}
+    if atoms.pbc.all():
+        results["stress"] = atoms.get_stress()
+    clean.calc = SinglePointCalculator(clean, **results)
+    return clean
 
 
 def train_ours(job: dict[str, Any]) -> None:
@@ -295,7 +318,7 @@ def md_speed(calc, job: dict[str, Any]) -> dict[str, Any]:  # type: ignore[no-un
     dynamics.run(2)  # warm-up
     steps = []
     start = time.perf_counter()
-    while len(steps) < 3 or (len(steps) < job["steps"] and time.perf_counter() - start < 20):
+    while len(steps) < 5 or (len(steps) < job["steps"] and time.perf_counter() - start < 30):
         step_start = time.perf_counter()
         dynamics.run(1)
         steps.append(time.perf_counter() - step_start)
@@ -356,60 +379,78 @@ def main() -> None:
         print("RESULT " + json.dumps(worker(json.loads(args.worker))), flush=True)
         return
     started = time.perf_counter()
-    results: dict[str, dict[str, Any]] = {}
+    # Results of earlier runs are kept unless rerun, so one model can be redone alone.
+    saved = OUT / "results.json"
+    results: dict[str, dict[str, Any]] = json.loads(saved.read_text()) if saved.exists() else {}
+    if args.report_only:
+        write_report(args, results)
+        return
+    if not args.speed_only:
+        results.setdefault("_runs", {})["budget"] = args.budget
     for data in args.data:
         folder = OUT / data
-        print(f"# {data}: {run('emt', {'kind': 'data', 'data': data, 'folder': str(folder)}, 1)}",
-              file=sys.stderr)  # fmt: skip
+        if not args.speed_only:
+            made = run("emt", {"kind": "data", "data": data, "folder": str(folder)}, 1)
+            print(f"# {data}: {made}", file=sys.stderr)
         for model in args.models:
             if model == "emt" and data != "cu":
                 continue
             workdir = OUT / data / model
-            shutil.rmtree(workdir, ignore_errors=True)
-            workdir.mkdir(parents=True)
             job = {"data": data, "folder": str(folder), "workdir": str(workdir)}
-            entry = results.setdefault(f"{data}/{model}", {})
-            if model != "emt":
-                entry.update(run(model, {**job, "kind": "train", "budget": args.budget},
-                                 args.threads))  # fmt: skip
-            entry.update(run(model, {**job, "kind": "errors"}, args.threads))
+            if args.speed_only:
+                entry = results.setdefault(f"{data}/{model}", {})
+            else:
+                shutil.rmtree(workdir, ignore_errors=True)
+                workdir.mkdir(parents=True)
+                entry = results[f"{data}/{model}"] = {}
+                if model != "emt":
+                    entry.update(run(model, {**job, "kind": "train", "budget": args.budget},
+                                     args.threads))  # fmt: skip
+                entry.update(run(model, {**job, "kind": "errors"}, args.threads))
             if data == "cu":
                 for dtype in args.dtypes:
                     if model == "nequip" and dtype != "float32":
-                        entry[f"{dtype}/-"] = {"failed": "dtype fixed at training (float32)"}
+                        entry[f"{dtype}/-"] = {"n/a": "dtype fixed at training"}
                         continue
                     for size in args.sizes:
                         speed = run(model, {**job, "kind": "speed", "dtype": dtype,
                                             "size": size, "steps": args.steps}, 1)  # fmt: skip
                         entry[f"{dtype}/{size}"] = speed
             print(f"#   {data}/{model}: {entry}", file=sys.stderr, flush=True)
-    (OUT / "results.json").write_text(json.dumps(results, indent=1))
-    write_report(args, results, time.perf_counter() - started)
+    runs = results.setdefault("_runs", {}).setdefault("commands", [])
+    command = " ".join(["python bench/compare.py", *sys.argv[1:]])
+    runs.append(f"`{command}` ({(time.perf_counter() - started) / 60:.0f} min)")
+    saved.write_text(json.dumps(results, indent=1))
+    write_report(args, results)
 
 
-def write_report(args: argparse.Namespace, results: dict[str, dict[str, Any]], wall: float) -> None:
+def write_report(args: argparse.Namespace, results: dict[str, dict[str, Any]]) -> None:
     """``RESULTS.md`` with the tables and ratios, and ``results.png``."""
     lines = [
         "# Benchmark: ase-gnn beside MACE, NequIP and EMT",
         "",
-        f"Command: `python bench/compare.py {' '.join(sys.argv[1:])}` "
-        f"({wall / 60:.0f} min on {platform.machine()}, {os.cpu_count()} cores, "
-        f"python {platform.python_version()})",
+        "Commands (a later run replaces what it redoes): "
+        + "; ".join(results["_runs"]["commands"])
+        + f". Machine: {platform.machine()}, {os.cpu_count()} cores, "
+        f"python {platform.python_version()}.",
         "",
         "Packages: " + "; ".join(f"{env}: {v}" for env, v in versions().items()),
         "",
-        f"Training: {args.budget:.0f} s wall clock per model, float32, {args.threads} threads. "
+        f"Training: {results['_runs'].get('budget', args.budget):.0f} s wall clock per model, "
+        f"float32, {args.threads} threads. "
         "Errors: test split through each ASE calculator in float64 (NequIP (mir-group) in "
         "float32, the dtype its model fixes at training). "
         "MD: median VelocityVerlet step, 1 thread, fresh process per case.",
         "",
     ]
-    for data in args.data:
+    for data in SPECIES:
+        if not any(key.startswith(f"{data}/") for key in results):
+            continue
         lines += [f"## {data}", "", "| model | energy MAE meV/atom | forces MAE meV/Å |"
                   + "".join(f" {d} {n} ms/step |" for d in args.dtypes for n in args.sizes)
                   * (data == "cu"), "|---" * (3 + len(args.dtypes) * len(args.sizes)
                                               * (data == "cu")) + "|"]  # fmt: skip
-        for model in args.models:
+        for model in MODELS:
             entry = results.get(f"{data}/{model}")
             if entry is None:
                 continue
@@ -417,7 +458,7 @@ def write_report(args: argparse.Namespace, results: dict[str, dict[str, Any]], w
             row += f"{_number(entry, 'forces_mae')} |"
             if data == "cu":
                 row += "".join(
-                    f" {_number(entry.get(f'{d}/{n}', {}), 'step_ms')} |"
+                    f" {_number(entry.get(f'{d}/{n}', entry.get(f'{d}/-', {})), 'step_ms')} |"
                     for d in args.dtypes
                     for n in args.sizes
                 )
@@ -431,7 +472,9 @@ def write_report(args: argparse.Namespace, results: dict[str, dict[str, Any]], w
 
 def _number(entry: dict[str, Any], key: str) -> str:
     value = entry.get(key)
-    return f"{value:.3g}" if isinstance(value, (int, float)) else f"failed ({entry.get('failed')})"
+    if isinstance(value, (int, float)):
+        return f"{value:.3g}"
+    return f"n/a ({entry['n/a']})" if "n/a" in entry else f"failed ({entry.get('failed')})"
 
 
 def ratios(args: argparse.Namespace, results: dict[str, dict[str, Any]]) -> list[str]:
@@ -463,7 +506,7 @@ def plot(args: argparse.Namespace, results: dict[str, dict[str, Any]]) -> None:
     figure = Figure(figsize=(10, 4), layout="constrained")
     speed, error = figure.subplots(1, 2)
     dtype = args.dtypes[0]
-    for model in args.models:
+    for model in MODELS:
         entry = results.get(f"cu/{model}", {})
         times = [entry.get(f"{dtype}/{n}", {}).get("step_ms") for n in args.sizes]
         if all(isinstance(t, float) for t in times):
@@ -474,7 +517,8 @@ def plot(args: argparse.Namespace, results: dict[str, dict[str, Any]]) -> None:
     speed.set(xscale="log", xlabel="atoms", ylabel=f"µs per atom per MD step ({dtype})",
               title="speed, fcc Cu, 1 thread")  # fmt: skip
     error.set(xlabel=f"ms per MD step at {args.sizes[0]} atoms", ylabel="force MAE / meV/Å",
-              title=f"accuracy after {args.budget:.0f} s of training")  # fmt: skip
+              title=f"accuracy after {results['_runs'].get('budget', args.budget):.0f} s "
+              "of training")  # fmt: skip
     speed.legend()
     error.legend()
     figure.savefig(Path(args.out).with_name("results.png"), dpi=120)

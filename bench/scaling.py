@@ -29,6 +29,7 @@ import statistics
 import subprocess
 import sys
 import time
+from typing import Any
 
 #: Cubic fcc Cu repeats per atom count (4 atoms per cubic cell).
 REPEATS = {108: 3, 500: 5, 2048: 8, 6912: 12, 16384: 16, 32000: 20}
@@ -109,7 +110,7 @@ def run_worker(args: argparse.Namespace) -> None:
     print("RESULT " + json.dumps(result))
 
 
-def run_case(args: argparse.Namespace, architecture: str, num_atoms: int) -> dict:  # type: ignore[type-arg]
+def run_case(args: argparse.Namespace, architecture: str, num_atoms: int) -> dict[str, Any]:
     """Run one case in a fresh process with the thread variables set."""
     command = [sys.executable, os.path.abspath(__file__), "--worker", f"{architecture}:{num_atoms}"]
     command += ["--threads", str(args.threads), "--seconds", str(args.seconds)]

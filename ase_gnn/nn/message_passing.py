@@ -21,13 +21,15 @@ decided by the graph readout (``"sum"`` of local energies is extensive, ``"mean"
 
 Performance: on CPU the per-edge tensors ``[E, F]`` dominate the cost (about 20 of them per layer
 in forward and backward). :class:`MessagePassing` therefore builds and sums messages in chunks of
-edges on CPU (``"sum"`` and ``"mean"``), so that every per-edge temporary is about 1 MiB. Chunks
-stay in the L2 cache between consecutive operations and, more importantly, the allocator reuses
-their memory: whole-graph temporaries (5 MiB at 500 Cu atoms in float32, 44 MiB at 2048 atoms in
-float64) go back to the operating system after every call and are page-faulted in again on the
-next, which took 25-65 % of a call (kernel time, measured with ``bench/md_step.py``). Chunking
-changes no formula and the sums visit the edges in the same order; results differ from one pass
-only by the rounding of matrix products, whose kernels depend on the number of rows.
+edges on CPU (``"sum"`` and ``"mean"``), so that every per-edge temporary is about 1 MiB. A chunk
+holds the edges of consecutive centre atoms (``graph_from_atoms`` sorts edges by centre), so the
+cost stays linear in N up to at least 32,000 atoms. Chunks stay in the L2 cache between
+consecutive operations and, more importantly, the allocator reuses their memory: whole-graph
+temporaries (5 MiB at 500 Cu atoms in float32, 44 MiB at 2048 atoms in float64) go back to the
+operating system after every call and are page-faulted in again on the next, which took 25-65 %
+of a call (kernel time, measured with ``bench/md_step.py``). Chunking changes no formula and the
+sums visit the edges in the same order; results differ from one pass only by the rounding of
+matrix products, whose kernels depend on the number of rows.
 """
 
 from __future__ import annotations
@@ -82,10 +84,12 @@ def _weighted_mean(total: Tensor, center: Tensor, weights: Tensor) -> Tensor:
 
 
 class _GatherChunks(torch.autograd.Function):
-    """``x[index]`` cut into chunks of ``sizes`` rows, without a whole ``[E, F]`` tensor.
+    """``x[index]`` as views of ``sizes`` rows each (one gather for all chunks).
 
-    The backward pass adds every chunk's gradient into one ``[N, F]`` tensor, in place and
-    through differentiable operations, so forces can be trained through it (double backward).
+    The backward pass adds every chunk's gradient straight into one ``[N, F]`` tensor, in place
+    (``torch.split`` would first concatenate them into a whole ``[E, F]`` gradient, and gathering
+    per chunk would allocate an ``[N, F]`` gradient per chunk). It uses differentiable
+    operations, so forces can be trained through it (double backward).
     """
 
     @staticmethod
@@ -200,7 +204,7 @@ class MessagePassing(nn.Module):
         Slicing or gathering per chunk from whole tensors would allocate and add a whole-size
         gradient per chunk in the backward pass, which grows as N² (9x slower per atom at 32,000
         Cu atoms than at 2,048), so tensors are cut with ``torch.split`` and neighbor features
-        gathered with :class:`_GatherChunks`, whose backward passes handle all chunks at once.
+        come from :class:`_GatherChunks`, whose backward passes handle all chunks at once.
         Each atom's messages are added in the same order as in one ``index_add`` over all
         edges, so the sums are bitwise the same.
         """
