@@ -380,7 +380,7 @@ def main() -> None:
         return
     started = time.perf_counter()
     # Results of earlier runs are kept unless rerun, so one model can be redone alone.
-    saved = OUT / "results.json"
+    saved = HERE / "results.json"  # committed beside RESULTS.md; models stay in bench/out
     results: dict[str, dict[str, Any]] = json.loads(saved.read_text()) if saved.exists() else {}
     if args.report_only:
         write_report(args, results)
