@@ -464,6 +464,7 @@ def write_report(args: argparse.Namespace, results: dict[str, dict[str, Any]]) -
                 )
             lines.append(row)
         lines.append("")
+    lines += memory_table(args, results)
     lines += ratios(args, results)
     Path(args.out).write_text("\n".join(lines) + "\n")
     plot(args, results)
@@ -475,6 +476,26 @@ def _number(entry: dict[str, Any], key: str) -> str:
     if isinstance(value, (int, float)):
         return f"{value:.3g}"
     return f"n/a ({entry['n/a']})" if "n/a" in entry else f"failed ({entry.get('failed')})"
+
+
+def memory_table(args: argparse.Namespace, results: dict[str, dict[str, Any]]) -> list[str]:
+    """Peak resident memory of the MD processes and ase-gnn's graph-construction share (Cu)."""
+    dtype = args.dtypes[0]
+    lines = [f"## Peak memory and graph construction (Cu, {dtype})", "",
+             "| model | " + " | ".join(f"N = {n}: peak MiB / graph %" for n in args.sizes) + " |",
+             "|---|" + "---|" * len(args.sizes)]  # fmt: skip
+    for model in MODELS:
+        entry = results.get(f"cu/{model}")
+        if entry is None:
+            continue
+        cells = []
+        for n in args.sizes:
+            case = entry.get(f"{dtype}/{n}", {})
+            share = case.get("graph_share")
+            graph = f"{100 * share:.1f} %" if share is not None else "-"
+            cells.append(f"{_number(case, 'peak_mib')} / {graph}")
+        lines.append(f"| {MODELS[model][1]} | " + " | ".join(cells) + " |")
+    return [*lines, ""]
 
 
 def ratios(args: argparse.Namespace, results: dict[str, dict[str, Any]]) -> list[str]:
