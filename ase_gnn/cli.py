@@ -232,8 +232,10 @@ def _diagnose(args: argparse.Namespace) -> None:
     atoms = read(args.structure, index=args.index)
     if not isinstance(atoms, Atoms):
         raise ValueError(f"--index {args.index!r} selects several structures; give one index")
-    low, high, count = args.sweep or (0.0, 0.0, 0)
-    sweep = np.linspace(low, high, int(count)) if args.sweep else None
+    sweep = None
+    if args.sweep:
+        low, high, count = args.sweep
+        sweep = np.linspace(low, high, int(count))
     report = diagnose(atoms, cutoff=args.cutoff, model=args.model, sweep=sweep)
     print(report)
     if args.plot:

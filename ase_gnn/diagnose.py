@@ -23,7 +23,7 @@ from ase_gnn.forces import predict
 from ase_gnn.graph import edge_vectors
 from ase_gnn.io import load_model
 from ase_gnn.models.base import EnergyModel
-from ase_gnn.neighbors import graph_from_atoms, perpendicular_widths, validate_structure
+from ase_gnn.neighbors import graph_from_atoms, perpendicular_widths
 
 if TYPE_CHECKING:
     from ase import Atoms
@@ -177,13 +177,12 @@ def diagnose(
         if model is None:
             raise ValueError("diagnose needs a cutoff (in Å) or a model to take it from")
         cutoff = float(model.cutoff)
-    validate_structure(atoms, cutoff)
     sweep = np.linspace(0.5, 1.0, 11) * cutoff if sweep is None else np.sort(sweep)
     if model is not None and sweep.max() > model.cutoff + 1e-9:
         raise ValueError(
             f"sweep cutoffs up to {sweep.max():g} Å exceed the model's cutoff {model.cutoff:g} Å"
         )
-    graph = graph_from_atoms(atoms, max(cutoff, float(sweep.max())))
+    graph = graph_from_atoms(atoms, max(cutoff, float(sweep.max())))  # validates the input
     center, neighbor = graph.edge_index.numpy()
     distance = torch.linalg.norm(edge_vectors(graph), dim=1).numpy()
     inside = distance < cutoff
