@@ -58,10 +58,18 @@ MODELS = {
     "emt": ("ase-gnn", "EMT"),
     "schnet": ("ase-gnn", "ase-gnn SchNet"),
     "nequip-ours": ("ase-gnn", "ase-gnn NequIP"),
+    "nequip-ours-nl": ("ase-gnn", "ase-gnn NequIP, NequIP's loss weights"),
     "mace": ("mace", "MACE-small"),
     "nequip": ("nequip", "NequIP (mir-group)"),
 }
-REPEATS = {108: 3, 500: 5, 2048: 8}
+#: cubic fcc Cu repeats per atom count (4 atoms per cubic cell)
+#: ase-gnn models -> architecture; "-nl" trains with the loss weights of the NequIP run below
+#: (energy per atom : forces : stress = 1 : 1 : 1) instead of ase-gnn's defaults (1 : 10 : 0)
+OURS = {"schnet": "SchNet", "nequip-ours": "NequIP", "nequip-ours-nl": "NequIP"}
+#: models timed as another model of the same architecture and size (no own speed runs)
+SAME_SPEED = {"nequip-ours-nl": "nequip-ours"}
+REPEATS = {108: 3, 500: 5, 2048: 8, 6912: 12, 16384: 16, 32000: 20}
+MD_SIZES = [108, 500, 2048]
 CUTOFF = 5.0
 SPECIES = {"cu": ["Cu"], "ethanol": ["H", "C", "O"]}
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
@@ -72,7 +80,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--budget", type=float, default=300.0, help="training seconds per model")
     parser.add_argument("--data", nargs="+", default=["cu", "ethanol"], choices=list(SPECIES))
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
-    parser.add_argument("--sizes", type=int, nargs="+", default=sorted(REPEATS))
+    parser.add_argument("--sizes", type=int, nargs="+", default=MD_SIZES, choices=sorted(REPEATS))
     parser.add_argument("--dtypes", nargs="+", default=["float32", "float64"])
     parser.add_argument("--steps", type=int, default=15, help="timed MD steps per case, at most")
     parser.add_argument("--threads", type=int, default=2, help="threads for training")
@@ -81,6 +89,12 @@ def parse_args() -> argparse.Namespace:
         "--speed-only",
         action="store_true",
         help="re-time the MD steps of models trained by an earlier run (no data, training, errors)",
+    )
+    parser.add_argument(
+        "--scaling",
+        action="store_true",
+        help="time per atom of energy + forces of the trained Cu models from 108 to 32,000 atoms "
+        "(--threads threads, float32; no training)",
     )
     parser.add_argument(
         "--report-only", action="store_true", help="rewrite the report from the saved results"
@@ -96,12 +110,14 @@ def worker(job: dict[str, Any]) -> dict[str, Any]:
         return make_data(job)
     if job["kind"] == "train":
         start = time.perf_counter()
-        trainers = {"schnet": train_ours, "nequip-ours": train_ours, "mace": train_mace}
+        trainers = {**dict.fromkeys(OURS, train_ours), "mace": train_mace}
         trainers.get(job["model"], train_nequip)(job)
         return {"train_s": time.perf_counter() - start}
     calc = calculator(job)
     if job["kind"] == "errors":
         return test_errors(calc, job)
+    if job["kind"] == "scaling":
+        return call_speed(calc, job)
     return md_speed(calc, job)
 
 
@@ -151,15 +167,18 @@ def train_ours(job: dict[str, Any]) -> None:
     from ase.io import read
 
     import ase_gnn
-    from ase_gnn.training import fit
+    from ase_gnn.training import LossWeights, fit
 
     folder = Path(job["folder"])
     train = read(folder / "train.xyz", ":")
     valid = read(folder / "valid.xyz", ":")
     torch.manual_seed(0)
-    architecture = "SchNet" if job["model"] == "schnet" else "NequIP"
-    model = ase_gnn.ARCHITECTURES[architecture](species=SPECIES[job["data"]], cutoff=CUTOFF)
-    fit(model, train, valid, epochs=10**6, time_budget=job["budget"], progress=False)
+    model = ase_gnn.ARCHITECTURES[OURS[job["model"]]](species=SPECIES[job["data"]], cutoff=CUTOFF)
+    weights = None  # ase-gnn's defaults
+    if job["model"].endswith("-nl"):
+        weights = LossWeights(energy=1.0, forces=1.0, stress=1.0 if job["data"] == "cu" else 0.0)
+    fit(model, train, valid, epochs=10**6, weights=weights, time_budget=job["budget"],
+        progress=False)  # fmt: skip
     ase_gnn.save_model(model, Path(job["workdir"]) / "model.safetensors")
 
 
@@ -268,7 +287,7 @@ def calculator(job: dict[str, Any]):  # type: ignore[no-untyped-def]  # an ASE c
         from ase.calculators.emt import EMT
 
         return EMT()
-    if model in ("schnet", "nequip-ours"):
+    if model in OURS:
         from ase_gnn import GNNCalculator
 
         return GNNCalculator(workdir / "model.safetensors", dtype=dtype)
@@ -305,13 +324,11 @@ def md_speed(calc, job: dict[str, Any]) -> dict[str, Any]:  # type: ignore[no-un
     import numpy as np
     import torch
     from ase import units
-    from ase.build import bulk
     from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
     from ase.md.verlet import VelocityVerlet
 
     torch.set_num_threads(1)
-    atoms = bulk("Cu", cubic=True).repeat(REPEATS[job["size"]])
-    atoms.rattle(0.05, seed=0)
+    atoms = _rattled_cu(job["size"])
     MaxwellBoltzmannDistribution(atoms, temperature_K=300, rng=np.random.default_rng(0))
     atoms.calc = calc
     dynamics = VelocityVerlet(atoms, timestep=1.0 * units.fs)
@@ -326,7 +343,7 @@ def md_speed(calc, job: dict[str, Any]) -> dict[str, Any]:  # type: ignore[no-un
         "step_ms": 1e3 * statistics.median(steps),
         "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
-    if job["model"] in ("schnet", "nequip-ours"):
+    if job["model"] in OURS:
         from ase_gnn import graph_from_atoms
 
         graph_start = time.perf_counter()
@@ -334,6 +351,34 @@ def md_speed(calc, job: dict[str, Any]) -> dict[str, Any]:  # type: ignore[no-un
             graph_from_atoms(atoms, CUTOFF)
         result["graph_share"] = (time.perf_counter() - graph_start) / 5 / statistics.median(steps)
     return result
+
+
+def call_speed(calc, job: dict[str, Any]) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    """Median time of one energy + forces call on rattled fcc Cu of ``job["size"]`` atoms, after
+    one warm-up call; at least 2 timed calls, more while under 10 s."""
+    atoms = _rattled_cu(job["size"])
+    atoms.calc = calc
+    atoms.get_forces()  # warm-up
+    calls: list[float] = []
+    start = time.perf_counter()
+    while len(calls) < 2 or time.perf_counter() - start < 10:
+        atoms.positions += 1e-3  # a new configuration, so the calculator computes again
+        call_start = time.perf_counter()
+        atoms.get_forces()
+        calls.append(time.perf_counter() - call_start)
+    return {
+        "call_ms": 1e3 * statistics.median(calls),
+        "calls": len(calls),
+        "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+
+
+def _rattled_cu(size: int):  # type: ignore[no-untyped-def]  # ase.Atoms
+    from ase.build import bulk
+
+    atoms = bulk("Cu", cubic=True).repeat(REPEATS[size])
+    atoms.rattle(0.05, seed=0)
+    return atoms
 
 
 # -- driver -------------------------------------------------------------------------------------
@@ -352,6 +397,8 @@ def run(model: str, job: dict[str, Any], threads: int) -> dict[str, Any]:
     lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
     if done.returncode != 0 or not lines:
         print(f"# {model} {job['kind']} failed:\n{done.stderr[-3000:]}", file=sys.stderr)
+        if done.returncode == -9:
+            return {"failed": "killed by SIGKILL (out of memory?)"}
         return {"failed": done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "?"}
     return json.loads(lines[-1].removeprefix("RESULT "))  # type: ignore[no-any-return]
 
@@ -385,9 +432,11 @@ def main() -> None:
     if args.report_only:
         write_report(args, results)
         return
-    if not args.speed_only:
+    if args.scaling:
+        scaling(args, results)
+    elif not args.speed_only:
         results.setdefault("_runs", {})["budget"] = args.budget
-    for data in args.data:
+    for data in args.data if not args.scaling else []:
         folder = OUT / data
         if not args.speed_only:
             made = run("emt", {"kind": "data", "data": data, "folder": str(folder)}, 1)
@@ -407,7 +456,7 @@ def main() -> None:
                     entry.update(run(model, {**job, "kind": "train", "budget": args.budget},
                                      args.threads))  # fmt: skip
                 entry.update(run(model, {**job, "kind": "errors"}, args.threads))
-            if data == "cu":
+            if data == "cu" and model not in SAME_SPEED:
                 for dtype in args.dtypes:
                     if model == "nequip" and dtype != "float32":
                         entry[f"{dtype}/-"] = {"n/a": "dtype fixed at training"}
@@ -422,6 +471,43 @@ def main() -> None:
     runs.append(f"`{command}` ({(time.perf_counter() - started) / 60:.0f} min)")
     saved.write_text(json.dumps(results, indent=1))
     write_report(args, results)
+
+
+def scaling(args: argparse.Namespace, results: dict[str, dict[str, Any]]) -> None:
+    """Time per atom of the trained Cu models at every size of ``REPEATS``, each case in a fresh
+    process; a size whose memory, extrapolated from the two sizes before it, would not fit in
+    the memory available now is skipped and says so."""
+    folder = OUT / "cu"
+    for model in (m for m in args.models if m not in SAME_SPEED):
+        entry = results.setdefault(f"cu/{model}", {})
+        job = {"data": "cu", "folder": str(folder), "workdir": str(folder / model),
+               "kind": "scaling", "dtype": "float32"}  # fmt: skip
+        done: list[tuple[int, float]] = []  # (atoms, peak MiB) of the cases that ran
+        for size in sorted(REPEATS):
+            if len(done) >= 2:
+                (n0, m0), (n1, m1) = done[-2:]
+                needed = m1 + (m1 - m0) / (n1 - n0) * (size - n1)
+                if needed > 0.9 * available_mib():
+                    entry[f"scaling/{size}"] = {
+                        "n/a": f"needs ~{needed / 1024:.0f} GiB, "
+                        f"{available_mib() / 1024:.0f} GiB free"
+                    }
+                    continue
+            case = entry[f"scaling/{size}"] = run(model, {**job, "size": size}, args.threads)
+            if "peak_mib" in case:
+                done.append((size, case["peak_mib"]))
+            print(f"#   cu/{model} N={size}: {case}", file=sys.stderr, flush=True)
+
+
+def available_mib() -> float:
+    """``MemAvailable`` of ``/proc/meminfo`` in MiB (infinite where there is no such file)."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("inf")
 
 
 def write_report(args: argparse.Namespace, results: dict[str, dict[str, Any]]) -> None:
@@ -456,7 +542,9 @@ def write_report(args: argparse.Namespace, results: dict[str, dict[str, Any]]) -
                 continue
             row = f"| {MODELS[model][1]} | {_number(entry, 'energy_mae')} | "
             row += f"{_number(entry, 'forces_mae')} |"
-            if data == "cu":
+            if data == "cu" and model in SAME_SPEED:
+                row += f" as {MODELS[SAME_SPEED[model]][1]} |" * len(args.dtypes) * len(args.sizes)
+            elif data == "cu":
                 row += "".join(
                     f" {_number(entry.get(f'{d}/{n}', entry.get(f'{d}/-', {})), 'step_ms')} |"
                     for d in args.dtypes
@@ -466,6 +554,7 @@ def write_report(args: argparse.Namespace, results: dict[str, dict[str, Any]]) -
         lines.append("")
     lines += memory_table(args, results)
     lines += ratios(args, results)
+    lines += scaling_table(args, results)
     Path(args.out).write_text("\n".join(lines) + "\n")
     plot(args, results)
     print("\n".join(lines))
@@ -486,7 +575,7 @@ def memory_table(args: argparse.Namespace, results: dict[str, dict[str, Any]]) -
              "|---|" + "---|" * len(args.sizes)]  # fmt: skip
     for model in MODELS:
         entry = results.get(f"cu/{model}")
-        if entry is None:
+        if entry is None or model in SAME_SPEED:
             continue
         cells = []
         for n in args.sizes:
@@ -518,30 +607,73 @@ def ratios(args: argparse.Namespace, results: dict[str, dict[str, Any]]) -> list
     return [*lines, ""]
 
 
+def scaling_table(args: argparse.Namespace, results: dict[str, dict[str, Any]]) -> list[str]:
+    """Time per atom and peak memory of energy + forces from 108 to 32,000 atoms (Cu)."""
+    sizes = sorted(REPEATS)
+    rows = []
+    for model in MODELS:
+        entry = results.get(f"cu/{model}", {})
+        cases = [entry.get(f"scaling/{n}", {}) for n in sizes]
+        if not any(cases):
+            continue
+        cells, per_atom = [], []
+        for n, case in zip(sizes, cases):
+            if "call_ms" in case:
+                per_atom.append(1e3 * case["call_ms"] / n)
+                cells.append(f"{per_atom[-1]:.0f} ({case['peak_mib'] / 1024:.1f})")
+            else:
+                cells.append(_number(case, "call_ms") if case else "-")
+        growth = f"{per_atom[-1] / min(per_atom):.2f}" if len(per_atom) > 1 else "-"
+        rows.append(f"| {MODELS[model][1]} | " + " | ".join(cells) + f" | {growth} |")
+    if not rows:
+        return []
+    return [
+        f"## Time per atom up to 32,000 atoms (Cu, float32, {args.threads} threads)",
+        "",
+        "Energy + forces of rattled fcc Cu, median call after a warm-up, fresh process per case: "
+        "µs per atom (peak resident GiB). Growth: µs/atom at the largest size over the lowest "
+        "µs/atom (1.00 is linear scaling). `python bench/compare.py --scaling`.",
+        "",
+        "| model | " + " | ".join(f"N = {n}" for n in sizes) + " | growth |",
+        "|---|" + "---|" * (len(sizes) + 1),
+        *rows,
+        "",
+    ]
+
+
 def plot(args: argparse.Namespace, results: dict[str, dict[str, Any]]) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     from matplotlib.figure import Figure
 
-    figure = Figure(figsize=(10, 4), layout="constrained")
-    speed, error = figure.subplots(1, 2)
+    figure = Figure(figsize=(15, 4), layout="constrained")
+    speed, error, large = figure.subplots(1, 3)
     dtype = args.dtypes[0]
     for model in MODELS:
         entry = results.get(f"cu/{model}", {})
-        times = [entry.get(f"{dtype}/{n}", {}).get("step_ms") for n in args.sizes]
-        if all(isinstance(t, float) for t in times):
+        timed = results.get(f"cu/{SAME_SPEED.get(model, model)}", {})
+        times = [timed.get(f"{dtype}/{n}", {}).get("step_ms") for n in args.sizes]
+        if all(isinstance(t, float) for t in times) and model not in SAME_SPEED:
             per_atom = [1e3 * t / n for t, n in zip(times, args.sizes)]
             speed.plot(args.sizes, per_atom, "o-", label=MODELS[model][1])
         if isinstance(entry.get("forces_mae"), float) and isinstance(times[0], float):
             error.scatter(times[0], entry["forces_mae"], label=MODELS[model][1])
+        ran = [(n, entry[f"scaling/{n}"]["call_ms"]) for n in sorted(REPEATS)
+               if "call_ms" in entry.get(f"scaling/{n}", {})]  # fmt: skip
+        if ran:
+            large.plot([n for n, _ in ran], [1e3 * t / n for n, t in ran], "o-",
+                       label=MODELS[model][1])  # fmt: skip
     speed.set(xscale="log", xlabel="atoms", ylabel=f"µs per atom per MD step ({dtype})",
               title="speed, fcc Cu, 1 thread")  # fmt: skip
     error.set(xlabel=f"ms per MD step at {args.sizes[0]} atoms", ylabel="force MAE / meV/Å",
               title=f"accuracy after {results['_runs'].get('budget', args.budget):.0f} s "
               "of training")  # fmt: skip
-    speed.legend()
-    error.legend()
+    large.set(xscale="log", yscale="log", xlabel="atoms", ylabel="µs per atom per energy + forces",
+              title=f"up to 32,000 atoms, float32, {args.threads} threads")  # fmt: skip
+    for axes in (speed, error, large):
+        if axes.has_data():
+            axes.legend()
     figure.savefig(Path(args.out).with_name("results.png"), dpi=120)
 
 
