@@ -134,6 +134,51 @@ def edge_vectors(graph: AtomicGraph) -> Tensor:
     return vectors + torch.bmm(graph.edge_shift.unsqueeze(1), edge_cell).squeeze(1)
 
 
+def edge_pairs(graph: AtomicGraph) -> tuple[Tensor, Tensor]:
+    """Pair every edge i → j (shift S) with its reverse j → i (shift −S), which has the same length.
+
+    Radial functions are then evaluated once per pair instead of once per edge (half the work
+    on a graph from :func:`~ase_gnn.neighbors.graph_from_atoms`, where every edge has its
+    reverse). An edge whose reverse is not in the graph forms a pair alone, so any graph works.
+
+    Parameters
+    ----------
+    graph
+        The atomic graph (one structure or a batch).
+
+    Returns
+    -------
+    first : Tensor
+        ``[P]`` long, one edge of every pair, in increasing order.
+    pair : Tensor
+        ``[E]`` long, the pair of every edge: ``first[pair[e]]`` is e or its reverse.
+    """
+    center, neighbor = graph.edge_index
+    shift = graph.edge_shift.round().long()
+    # Encode (i, j, S) as one integer key; digits of S lie in [0, base), so −S has code
+    # base³ − 1 − code(S).
+    span = int(shift.abs().max()) if graph.num_edges else 0
+    base = 2 * span + 1
+    num_atoms = graph.num_atoms
+    if num_atoms**2 * base**3 >= 2**62:  # the key would overflow: every edge alone
+        every = torch.arange(graph.num_edges, device=center.device)
+        return every, every
+    code = ((shift[:, 0] + span) * base + shift[:, 1] + span) * base + shift[:, 2] + span
+    key = (center * num_atoms + neighbor) * base**3 + code
+    reverse_key = (neighbor * num_atoms + center) * base**3 + (base**3 - 1 - code)
+    sorted_key, order = key.sort()
+    sorted_reverse, reverse_order = reverse_key.sort()
+    if torch.equal(sorted_key, sorted_reverse):  # every edge has its reverse (the usual case)
+        reverse = torch.empty_like(order).index_copy_(0, reverse_order, order)
+        is_first = key <= reverse_key  # equal: an edge that is its own reverse
+    else:
+        position = torch.searchsorted(sorted_key, reverse_key).clamp(max=graph.num_edges - 1)
+        reverse = order.index_select(0, position)  # the reverse edge, where there is one
+        is_first = (sorted_key.index_select(0, position) != reverse_key) | (key <= reverse_key)
+    slot = torch.cumsum(is_first, 0) - 1
+    return is_first.nonzero().squeeze(1), torch.where(is_first, slot, slot.index_select(0, reverse))
+
+
 def batch_graphs(graphs: Sequence[AtomicGraph]) -> AtomicGraph:
     """Concatenate graphs into one batch (edge indices offset, batch and ptr rebuilt).
 

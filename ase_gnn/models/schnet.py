@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 from torch import Tensor, nn
 
-from ase_gnn.graph import AtomicGraph, edge_vectors
+from ase_gnn.graph import AtomicGraph, edge_pairs, edge_vectors
 from ase_gnn.models.base import EnergyModel, Readout, register
 from ase_gnn.nn.embedding import SpeciesEmbedding
 from ase_gnn.nn.message_passing import Aggregation, MessagePassing
@@ -21,6 +21,9 @@ class CFConv(MessagePassing):
     * transform: x_j = W_in h_j (per atom)
     * message:   m_ij = x_j ⊙ W(r_ij), with the filter W an MLP of the radial basis
     * update:    h_i' = h_i + MLP(a_i)
+
+    The edge features this layer receives are the filters W(r_ij) themselves (see
+    :meth:`filters`), so that the model can evaluate them once per pair of reverse edges.
     """
 
     uses_center_features = False
@@ -37,9 +40,13 @@ class CFConv(MessagePassing):
         """x = W_in h, ``[N, num_filters]``."""
         return self.linear_in(h)
 
+    def filters(self, radial: Tensor) -> Tensor:
+        """Filters W(r) ``[..., num_filters]`` of radial basis values ``[..., num_radial]``."""
+        return self.filter(radial)
+
     def message(self, h_center: Tensor | None, h_neighbor: Tensor, edge_features: Tensor) -> Tensor:
-        """m_ij = x_j ⊙ W(e_ij), ``[E, num_filters]``."""
-        return h_neighbor * self.filter(edge_features)
+        """m_ij = x_j ⊙ W(r_ij), ``[E, num_filters]``, from the filters as edge features."""
+        return h_neighbor * edge_features
 
     def update(self, h: Tensor, aggregated: Tensor) -> Tensor:
         """h_i' = h_i + MLP(a_i), ``[N, num_features]``."""
@@ -137,12 +144,15 @@ class SchNet(EnergyModel):
         """Per-atom invariant features ``[N, hidden_channels]`` after all interactions."""
         h = self.embedding(species_index)
         lengths = edge_vectors(graph).norm(dim=-1)
-        edge_features = self.radial(lengths)
+        # Filters depend on r only, and i → j has the length of j → i: evaluate them per pair.
+        first, pair = edge_pairs(graph)
+        radial = self.radial(lengths.index_select(0, first))  # [P, num_radial]
         weights = self.envelope(lengths)
         if edge_weight is not None:
             weights = weights * edge_weight
-        for interaction in self.interactions:
-            h = interaction(h, graph.edge_index, edge_features, weights)
+        for interaction in cast(list[CFConv], self.interactions):
+            filters = interaction.filters(radial).index_select(0, pair)  # [E, num_filters]
+            h = interaction(h, graph.edge_index, filters, weights)
         return h
 
     def interaction_energies(

@@ -9,6 +9,8 @@ far outside the cell.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -16,7 +18,7 @@ from ase import Atoms
 from ase.build import bulk, fcc111, molecule
 from ase.neighborlist import primitive_neighbor_list
 
-from ase_gnn.graph import AtomicGraph, batch_graphs, edge_vectors
+from ase_gnn.graph import AtomicGraph, batch_graphs, edge_pairs, edge_vectors
 from ase_gnn.neighbors import graph_from_atoms
 
 
@@ -246,3 +248,51 @@ def test_isolated_atoms_are_kept_without_edges():
     assert graph.num_edges == 0
     assert graph.species.tolist() == [29, 29]
     assert graph.batch.tolist() == [0, 0]
+
+
+def _reverse_of(graph, first, pair):
+    """The edge whose filters every edge uses, checked to be itself or its exact reverse."""
+    chosen = first[pair]
+    center, neighbor = graph.edge_index
+    same = chosen == torch.arange(graph.num_edges)
+    reverse = (
+        (center[chosen] == neighbor)
+        & (neighbor[chosen] == center)
+        & (graph.edge_shift[chosen] == -graph.edge_shift).all(dim=1)
+    )
+    assert bool((same | reverse).all())
+    return same
+
+
+@pytest.mark.parametrize("name", ["cu_primitive", "ethanol", "slab", "small_cell"])
+def test_edge_pairs_join_every_edge_with_its_reverse(name):
+    atoms = {
+        "cu_primitive": bulk("Cu"),  # self images with shifts ±S
+        "ethanol": molecule("CH3CH2OH"),
+        "slab": fcc111("Cu", (2, 2, 3), vacuum=5.0),
+        "small_cell": bulk("Cu", "sc", a=1.9),  # shifts up to ±3
+    }[name]
+    graph = graph_from_atoms(atoms, cutoff=5.0)
+    first, pair = edge_pairs(graph)
+    assert 2 * first.numel() == graph.num_edges  # one pair per unordered bond
+    assert int(torch.bincount(pair).min()) == 2
+    assert bool((first[1:] > first[:-1]).all())
+    same = _reverse_of(graph, first, pair)
+    assert int(same.sum()) == first.numel()  # the first edge of a pair uses its own length
+
+
+def test_edge_pairs_leave_edges_without_reverse_alone():
+    atoms = bulk("Cu", cubic=True)
+    atoms.rattle(0.05, seed=2)
+    graph = graph_from_atoms(atoms, cutoff=4.0)
+    keep = torch.rand(graph.num_edges, generator=torch.Generator().manual_seed(1)) < 0.6
+    subset = dataclasses.replace(
+        graph, edge_index=graph.edge_index[:, keep], edge_shift=graph.edge_shift[keep]
+    )
+    first, pair = edge_pairs(subset)
+    same = _reverse_of(subset, first, pair)
+    alone = int((torch.bincount(pair) == 1).sum())
+    assert 0 < alone < subset.num_edges and 2 * first.numel() - alone == subset.num_edges
+    assert bool(same[first].all())
+    empty = graph_from_atoms(Atoms("Cu2", positions=[[0, 0, 0], [9, 0, 0]]), cutoff=3.0)
+    assert [t.numel() for t in edge_pairs(empty)] == [0, 0]
