@@ -6,7 +6,7 @@ PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-fast bench bench-md lint clean
+.PHONY: demo test test-fast bench bench-md bench-scaling lint clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,10 @@ bench: $(STAMP) bench/.venv-mace/.installed bench/.venv-nequip/.installed
 
 bench-md: $(STAMP)
 	$(PY) bench/md_step.py
+
+# time per atom up to 32,000 atoms of the models `make bench` trained (about 20 min, 14 GiB)
+bench-scaling: $(STAMP) bench/.venv-mace/.installed bench/.venv-nequip/.installed
+	$(PY) bench/compare.py --scaling
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check ase_gnn explain tests bench

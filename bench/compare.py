@@ -15,6 +15,8 @@ Usage::
     make bench                                   # venvs, then this script with defaults
     python bench/compare.py --budget 300         # seconds of training per model and data set
     python bench/compare.py --budget 20 --data cu --sizes 108 --models schnet mace   # smoke run
+    python bench/compare.py --scaling            # trained Cu models from 108 to 32,000 atoms
+    python bench/compare.py --scaling --preload /lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4
 
 Protocol:
 
@@ -28,6 +30,11 @@ Protocol:
 * Speed: ``VelocityVerlet`` steps of the Cu models on rattled fcc Cu (108/500/2048 atoms), median
   step time after warm-up, 1 thread, float32 and float64, each case in a fresh process (its peak
   resident memory is reported). Graph share: ase-gnn's ``graph_from_atoms`` over a step.
+* ``nequip-ours-nl``: ase-gnn's NequIP trained with the NequIP run's loss weights (errors only;
+  its speed is that of ``nequip-ours``), to compare accuracy at equal weighting.
+* Scaling (``--scaling``): one energy + forces call of the trained Cu models on 108 … 32,000
+  atoms, ``--threads`` threads, float32, fresh process per case; ``--preload`` runs it under
+  another memory allocator (see ``bench/ANALYSIS.md``).
 """
 
 from __future__ import annotations
@@ -95,6 +102,12 @@ def parse_args() -> argparse.Namespace:
         action="store_true",
         help="time per atom of energy + forces of the trained Cu models from 108 to 32,000 atoms "
         "(--threads threads, float32; no training)",
+    )
+    parser.add_argument(
+        "--preload",
+        metavar="LIBRARY",
+        help="with --scaling: run the workers with LD_PRELOAD=LIBRARY, a memory allocator such "
+        "as /lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4 (results kept apart from glibc's)",
     )
     parser.add_argument(
         "--report-only", action="store_true", help="rewrite the report from the saved results"
@@ -382,12 +395,17 @@ def _rattled_cu(size: int):  # type: ignore[no-untyped-def]  # ase.Atoms
 
 
 # -- driver -------------------------------------------------------------------------------------
-def run(model: str, job: dict[str, Any], threads: int) -> dict[str, Any]:
-    """Run ``job`` for ``model`` in a fresh process of its environment."""
+def run(
+    model: str, job: dict[str, Any], threads: int, preload: str | None = None
+) -> dict[str, Any]:
+    """Run ``job`` for ``model`` in a fresh process of its environment (``preload``: a library
+    for ``LD_PRELOAD``)."""
     python = VENVS[MODELS[model][0]]
     if not python.exists():
         sys.exit(f"{python} is missing: run `make bench` to create the benchmark environments")
     env = {**os.environ, **{v: str(threads) for v in THREAD_VARIABLES}}
+    if preload:
+        env["LD_PRELOAD"] = preload
     done = subprocess.run(
         [str(python), __file__, "--worker", json.dumps({"model": model, **job})],
         env=env,
@@ -478,6 +496,7 @@ def scaling(args: argparse.Namespace, results: dict[str, dict[str, Any]]) -> Non
     process; a size whose memory, extrapolated from the two sizes before it, would not fit in
     the memory available now is skipped and says so."""
     folder = OUT / "cu"
+    prefix = scaling_prefix(args.preload)
     for model in (m for m in args.models if m not in SAME_SPEED):
         entry = results.setdefault(f"cu/{model}", {})
         job = {"data": "cu", "folder": str(folder), "workdir": str(folder / model),
@@ -488,15 +507,23 @@ def scaling(args: argparse.Namespace, results: dict[str, dict[str, Any]]) -> Non
                 (n0, m0), (n1, m1) = done[-2:]
                 needed = m1 + (m1 - m0) / (n1 - n0) * (size - n1)
                 if needed > 0.9 * available_mib():
-                    entry[f"scaling/{size}"] = {
+                    entry[f"{prefix}/{size}"] = {
                         "n/a": f"needs ~{needed / 1024:.0f} GiB, "
                         f"{available_mib() / 1024:.0f} GiB free"
                     }
                     continue
-            case = entry[f"scaling/{size}"] = run(model, {**job, "size": size}, args.threads)
+            case = run(model, {**job, "size": size}, args.threads, args.preload)
+            entry[f"{prefix}/{size}"] = case
             if "peak_mib" in case:
                 done.append((size, case["peak_mib"]))
             print(f"#   cu/{model} N={size}: {case}", file=sys.stderr, flush=True)
+
+
+def scaling_prefix(preload: str | None) -> str:
+    """Result key prefix of a scaling run: ``scaling`` (glibc), ``scaling:tcmalloc_minimal``..."""
+    return "scaling" + (
+        f":{Path(preload).name.split('.so')[0].removeprefix('lib')}" if preload else ""
+    )
 
 
 def available_mib() -> float:
@@ -514,6 +541,8 @@ def write_report(args: argparse.Namespace, results: dict[str, dict[str, Any]]) -
     """``RESULTS.md`` with the tables and ratios, and ``results.png``."""
     lines = [
         "# Benchmark: ase-gnn beside MACE, NequIP and EMT",
+        "",
+        "Where ase-gnn loses and why, with profiles: [ANALYSIS.md](ANALYSIS.md).",
         "",
         "Commands (a later run replaces what it redoes): "
         + "; ".join(results["_runs"]["commands"])
@@ -608,12 +637,21 @@ def ratios(args: argparse.Namespace, results: dict[str, dict[str, Any]]) -> list
 
 
 def scaling_table(args: argparse.Namespace, results: dict[str, dict[str, Any]]) -> list[str]:
-    """Time per atom and peak memory of energy + forces from 108 to 32,000 atoms (Cu)."""
+    """Time per atom and peak memory of energy + forces from 108 to 32,000 atoms (Cu), one table
+    per memory allocator that was run."""
+    prefixes = sorted({key.split("/")[0] for entry in results.values() for key in entry
+                       if key.startswith("scaling")})  # fmt: skip
+    return [line for prefix in prefixes for line in _scaling_table(args, results, prefix)]
+
+
+def _scaling_table(
+    args: argparse.Namespace, results: dict[str, dict[str, Any]], prefix: str
+) -> list[str]:
     sizes = sorted(REPEATS)
     rows = []
     for model in MODELS:
         entry = results.get(f"cu/{model}", {})
-        cases = [entry.get(f"scaling/{n}", {}) for n in sizes]
+        cases = [entry.get(f"{prefix}/{n}", {}) for n in sizes]
         if not any(cases):
             continue
         cells, per_atom = [], []
@@ -627,12 +665,14 @@ def scaling_table(args: argparse.Namespace, results: dict[str, dict[str, Any]]) 
         rows.append(f"| {MODELS[model][1]} | " + " | ".join(cells) + f" | {growth} |")
     if not rows:
         return []
+    allocator = prefix.partition(":")[2] or "glibc malloc"
+    option = f" --preload .../lib{prefix.partition(':')[2]}.so" if ":" in prefix else ""
     return [
-        f"## Time per atom up to 32,000 atoms (Cu, float32, {args.threads} threads)",
+        f"## Time per atom up to 32,000 atoms (Cu, float32, {args.threads} threads, {allocator})",
         "",
         "Energy + forces of rattled fcc Cu, median call after a warm-up, fresh process per case: "
         "µs per atom (peak resident GiB). Growth: µs/atom at the largest size over the lowest "
-        "µs/atom (1.00 is linear scaling). `python bench/compare.py --scaling`.",
+        f"µs/atom (1.00 is linear scaling). `python bench/compare.py --scaling{option}`.",
         "",
         "| model | " + " | ".join(f"N = {n}" for n in sizes) + " | growth |",
         "|---|" + "---|" * (len(sizes) + 1),
@@ -650,27 +690,29 @@ def plot(args: argparse.Namespace, results: dict[str, dict[str, Any]]) -> None:
     figure = Figure(figsize=(15, 4), layout="constrained")
     speed, error, large = figure.subplots(1, 3)
     dtype = args.dtypes[0]
-    for model in MODELS:
+    for index, model in enumerate(MODELS):
+        style = {"color": f"C{index}", "label": MODELS[model][1]}
         entry = results.get(f"cu/{model}", {})
         timed = results.get(f"cu/{SAME_SPEED.get(model, model)}", {})
         times = [timed.get(f"{dtype}/{n}", {}).get("step_ms") for n in args.sizes]
         if all(isinstance(t, float) for t in times) and model not in SAME_SPEED:
             per_atom = [1e3 * t / n for t, n in zip(times, args.sizes)]
-            speed.plot(args.sizes, per_atom, "o-", label=MODELS[model][1])
+            speed.plot(args.sizes, per_atom, "o-", **style)
         if isinstance(entry.get("forces_mae"), float) and isinstance(times[0], float):
-            error.scatter(times[0], entry["forces_mae"], label=MODELS[model][1])
-        ran = [(n, entry[f"scaling/{n}"]["call_ms"]) for n in sorted(REPEATS)
-               if "call_ms" in entry.get(f"scaling/{n}", {})]  # fmt: skip
-        if ran:
-            large.plot([n for n, _ in ran], [1e3 * t / n for n, t in ran], "o-",
-                       label=MODELS[model][1])  # fmt: skip
+            error.scatter(times[0], entry["forces_mae"], **style)
+        for prefix, line in (("scaling", "o-"), ("scaling:tcmalloc_minimal", "s--")):
+            ran = [(n, entry[f"{prefix}/{n}"]["call_ms"]) for n in sorted(REPEATS)
+                   if "call_ms" in entry.get(f"{prefix}/{n}", {})]  # fmt: skip
+            if ran:
+                large.plot([n for n, _ in ran], [1e3 * t / n for n, t in ran], line,
+                           **(style if line == "o-" else {"color": style["color"]}))  # fmt: skip
     speed.set(xscale="log", xlabel="atoms", ylabel=f"µs per atom per MD step ({dtype})",
               title="speed, fcc Cu, 1 thread")  # fmt: skip
     error.set(xlabel=f"ms per MD step at {args.sizes[0]} atoms", ylabel="force MAE / meV/Å",
               title=f"accuracy after {results['_runs'].get('budget', args.budget):.0f} s "
               "of training")  # fmt: skip
     large.set(xscale="log", yscale="log", xlabel="atoms", ylabel="µs per atom per energy + forces",
-              title=f"up to 32,000 atoms, float32, {args.threads} threads")  # fmt: skip
+              title=f"float32, {args.threads} threads; dashed: tcmalloc")  # fmt: skip
     for axes in (speed, error, large):
         if axes.has_data():
             axes.legend()

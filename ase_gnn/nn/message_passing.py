@@ -110,11 +110,13 @@ class _GatherChunks(torch.autograd.Function):
 class MessagePassing(nn.Module):
     """One message-passing layer with its three steps as separate methods.
 
-    Subclasses implement :meth:`message` and :meth:`update` (and may override :meth:`transform`);
+    Subclasses implement :meth:`message` and :meth:`update` (and may override :meth:`transform`
+    and :meth:`edge_transform`);
     :meth:`forward` wires them:
 
-    0. ``x = transform(h)``, an optional per-atom map done once per atom rather than per edge
-    1. ``m_ij = message(x_i, x_j, edge_features_ij) · w_ij``
+    0. ``x = transform(h)``, an optional per-atom map done once per atom rather than per edge,
+       and ``e_ij = edge_transform(edge_features_ij)``, once per pair of reverse edges if asked
+    1. ``m_ij = message(x_i, x_j, e_ij) · w_ij``
     2. ``a_i = aggregate({m_ij})`` (sum / mean / max)
     3. ``h_i' = update(h_i, a_i)``
 
@@ -137,7 +139,8 @@ class MessagePassing(nn.Module):
         self.aggregation: Aggregation = aggregation
 
     def message(self, h_center: Tensor | None, h_neighbor: Tensor, edge_features: Tensor) -> Tensor:
-        """Message ``[E, F]`` from neighbor j to centre i (before the edge weight).
+        """Message ``[E, F]`` from neighbor j to centre i (before the edge weight), given the
+        edge features after :meth:`edge_transform`.
 
         ``h_center`` is None when the layer declares ``uses_center_features = False``.
         """
@@ -147,12 +150,23 @@ class MessagePassing(nn.Module):
         """Per-atom features ``[N, F']`` that messages are built from (identity by default)."""
         return h
 
+    def edge_transform(self, edge_features: Tensor) -> Tensor:
+        """Work on edge features alone, ``[E, K] → [E, K']``, before :meth:`message` (identity by
+        default; SchNet's filters). It runs once per pair of reverse edges when :meth:`forward`
+        gets ``pair`` (the features of both edges are then equal, e.g. functions of |r_ij|)."""
+        return edge_features
+
     def update(self, h: Tensor, aggregated: Tensor) -> Tensor:
         """New node features ``[N, F]`` from old ones and the aggregated messages."""
         raise NotImplementedError
 
     def forward(
-        self, h: Tensor, edge_index: Tensor, edge_features: Tensor, edge_weights: Tensor
+        self,
+        h: Tensor,
+        edge_index: Tensor,
+        edge_features: Tensor,
+        edge_weights: Tensor,
+        pair: Tensor | None = None,
     ) -> Tensor:
         """Run message → aggregate → update.
 
@@ -163,9 +177,12 @@ class MessagePassing(nn.Module):
         edge_index
             ``[2, E]`` (centre i, neighbor j).
         edge_features
-            ``[E, K]`` edge features (e.g. the radial basis).
+            ``[E, K]`` edge features (e.g. the radial basis), or ``[P, K]`` per pair with ``pair``.
         edge_weights
             ``[E]`` weights w_ij (envelope × edge_weight).
+        pair
+            ``[E]`` pair of every edge (see :func:`ase_gnn.graph.edge_pairs`): ``edge_features``
+            are then given per pair and :meth:`edge_transform` runs once per pair.
 
         Returns
         -------
@@ -174,6 +191,9 @@ class MessagePassing(nn.Module):
         """
         center = edge_index[0]
         x = self.transform(h)
+        transform_edges = pair is None
+        if pair is not None:
+            edge_features = self.edge_transform(edge_features).index_select(0, pair)
         # One pass over all edges for "max" (the gradient of a maximum is shared evenly among
         # tied edges, which per-chunk maxima would not reproduce), off the CPU (GPU allocators
         # cache memory, and every chunk costs kernel launches: 7x slower at 2048 Cu atoms on an
@@ -187,16 +207,23 @@ class MessagePassing(nn.Module):
             or center.numel() == 0
             or not bool((center[1:] >= center[:-1]).all())
         ):
+            if transform_edges:
+                edge_features = self.edge_transform(edge_features)
             messages = self._weighted_messages(x, edge_index, edge_features, edge_weights)
             aggregated = aggregate(messages, center, edge_weights, h.shape[0], self.aggregation)
             return self.update(h, aggregated)
-        total = self._chunked_sum(x, edge_index, edge_features, edge_weights)
+        total = self._chunked_sum(x, edge_index, edge_features, edge_weights, transform_edges)
         if self.aggregation == "mean":
             total = _weighted_mean(total, center, edge_weights)
         return self.update(h, total)
 
     def _chunked_sum(
-        self, x: Tensor, edge_index: Tensor, edge_features: Tensor, edge_weights: Tensor
+        self,
+        x: Tensor,
+        edge_index: Tensor,
+        edge_features: Tensor,
+        edge_weights: Tensor,
+        transform_edges: bool = True,
     ) -> Tensor:
         """Σ_j m_ij ``[N, F]`` built in chunks of consecutive centre atoms (edges sorted by centre).
 
@@ -230,6 +257,8 @@ class MessagePassing(nn.Module):
             edge_weights.split(edge_sizes),
         ):
             h_center = x_center.index_select(0, local) if self.uses_center_features else None
+            if transform_edges:
+                features = self.edge_transform(features)
             messages = self.message(h_center, x_neighbor, features) * weights.unsqueeze(-1)
             rows = messages.new_zeros((x_center.shape[0], messages.shape[1]))
             pieces.append(rows.index_add(0, local, messages))

@@ -8,19 +8,16 @@ import pytest
 import torch
 from ase.build import bulk
 
-import ase_gnn.models.schnet
-from ase_gnn import graph_from_atoms, predict
-from ase_gnn.graph import AtomicGraph
+from ase_gnn import SchNet, graph_from_atoms, predict
+from ase_gnn.nn.message_passing import MessagePassing
 from ase_gnn.testing import tiny_model
 
 
-def _every_edge_alone(graph: AtomicGraph) -> tuple[torch.Tensor, torch.Tensor]:
-    every = torch.arange(graph.num_edges)
-    return every, every
-
-
+@pytest.mark.parametrize("chunk_elements", [2**18, 112])
 @pytest.mark.parametrize("subset", [False, True])
-def test_pair_filters_give_the_energy_forces_and_stress_of_filters_per_edge(subset, monkeypatch):
+def test_pair_filters_give_the_energy_forces_and_stress_of_filters_per_edge(
+    subset, chunk_elements, monkeypatch
+):
     atoms = bulk("Cu", cubic=True).repeat((2, 2, 1))
     atoms.rattle(0.1, seed=3)
     atoms.symbols[[0, 5]] = "Ag"
@@ -31,8 +28,10 @@ def test_pair_filters_give_the_energy_forces_and_stress_of_filters_per_edge(subs
             graph, edge_index=graph.edge_index[:, keep], edge_shift=graph.edge_shift[keep]
         )
     model = tiny_model("SchNet", ["Cu", "Ag"]).double()
+    monkeypatch.setattr(MessagePassing, "chunk_elements", chunk_elements)
+    assert model._filters_per_pair(graph)
     pairs = predict(model, graph, forces=True, stress=True)
-    monkeypatch.setattr(ase_gnn.models.schnet, "edge_pairs", _every_edge_alone)
+    monkeypatch.setattr(SchNet, "_filters_per_pair", lambda self, graph: False)
     per_edge = predict(model, graph, forces=True, stress=True)
     for name in ("local_energies", "forces", "stress"):
         torch.testing.assert_close(
