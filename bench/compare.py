@@ -43,7 +43,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import shutil
 import statistics
 import subprocess
@@ -51,6 +50,10 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+
+# bench/scaling.py imports only the standard library, so every benchmark environment can use its
+# Cu supercell sizes, thread variables and peak-memory reading
+from scaling import REPEATS, THREAD_VARIABLES, peak_mib
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -69,17 +72,14 @@ MODELS = {
     "mace": ("mace", "MACE-small"),
     "nequip": ("nequip", "NequIP (mir-group)"),
 }
-#: cubic fcc Cu repeats per atom count (4 atoms per cubic cell)
 #: ase-gnn models -> architecture; "-nl" trains with the loss weights of the NequIP run below
 #: (energy per atom : forces : stress = 1 : 1 : 1) instead of ase-gnn's defaults (1 : 10 : 0)
 OURS = {"schnet": "SchNet", "nequip-ours": "NequIP", "nequip-ours-nl": "NequIP"}
 #: models timed as another model of the same architecture and size (no own speed runs)
 SAME_SPEED = {"nequip-ours-nl": "nequip-ours"}
-REPEATS = {108: 3, 500: 5, 2048: 8, 6912: 12, 16384: 16, 32000: 20}
 MD_SIZES = [108, 500, 2048]
 CUTOFF = 5.0
 SPECIES = {"cu": ["Cu"], "ethanol": ["H", "C", "O"]}
-THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
 
 def parse_args() -> argparse.Namespace:
@@ -354,7 +354,7 @@ def md_speed(calc, job: dict[str, Any]) -> dict[str, Any]:  # type: ignore[no-un
         steps.append(time.perf_counter() - step_start)
     result = {
         "step_ms": 1e3 * statistics.median(steps),
-        "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_mib": peak_mib(),
     }
     if job["model"] in OURS:
         from ase_gnn import graph_from_atoms
@@ -382,7 +382,7 @@ def call_speed(calc, job: dict[str, Any]) -> dict[str, Any]:  # type: ignore[no-
     return {
         "call_ms": 1e3 * statistics.median(calls),
         "calls": len(calls),
-        "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_mib": peak_mib(),
     }
 
 
@@ -452,9 +452,21 @@ def main() -> None:
         return
     if args.scaling:
         scaling(args, results)
-    elif not args.speed_only:
+    else:
+        train_and_time(args, results)
+    runs = results.setdefault("_runs", {}).setdefault("commands", [])
+    command = " ".join(["python bench/compare.py", *sys.argv[1:]])
+    runs.append(f"`{command}` ({(time.perf_counter() - started) / 60:.0f} min)")
+    saved.write_text(json.dumps(results, indent=1))
+    write_report(args, results)
+
+
+def train_and_time(args: argparse.Namespace, results: dict[str, dict[str, Any]]) -> None:
+    """Data, training, test errors and MD step times of every model (the step times alone with
+    ``--speed-only``), into ``results``."""
+    if not args.speed_only:
         results.setdefault("_runs", {})["budget"] = args.budget
-    for data in args.data if not args.scaling else []:
+    for data in args.data:
         folder = OUT / data
         if not args.speed_only:
             made = run("emt", {"kind": "data", "data": data, "folder": str(folder)}, 1)
@@ -484,11 +496,6 @@ def main() -> None:
                                             "size": size, "steps": args.steps}, 1)  # fmt: skip
                         entry[f"{dtype}/{size}"] = speed
             print(f"#   {data}/{model}: {entry}", file=sys.stderr, flush=True)
-    runs = results.setdefault("_runs", {}).setdefault("commands", [])
-    command = " ".join(["python bench/compare.py", *sys.argv[1:]])
-    runs.append(f"`{command}` ({(time.perf_counter() - started) / 60:.0f} min)")
-    saved.write_text(json.dumps(results, indent=1))
-    write_report(args, results)
 
 
 def scaling(args: argparse.Namespace, results: dict[str, dict[str, Any]]) -> None:
