@@ -33,6 +33,7 @@ import torch
 from ase import Atoms
 from captum.metrics import infidelity as captum_infidelity
 from captum.metrics import sensitivity_max
+from scipy.integrate import trapezoid  # np.trapezoid needs numpy >= 2
 from scipy.spatial.transform import Rotation
 from scipy.stats import spearmanr
 from torch import Tensor
@@ -189,8 +190,7 @@ def deletion_insertion(
     deletion_explained = (full - values[..., 0]) / span
     insertion_explained = (values[..., 1] - base) / span
     auc = [
-        float(np.trapezoid(curve, fraction))
-        for curve in (*deletion_explained, *insertion_explained)
+        float(trapezoid(curve, fraction)) for curve in (*deletion_explained, *insertion_explained)
     ]
     return Curves(
         fraction=fraction,

@@ -25,13 +25,12 @@ import dataclasses
 import difflib
 import inspect
 import os
+import tomllib
 import types
 import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
-
-import tomllib
 
 from ase_gnn.models.base import ARCHITECTURES
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import explain
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_explain_is_this_distributions_package_not_the_unrelated_pypi_one() -> None:
