@@ -3,7 +3,7 @@
 Header metadata (all values are strings, as safetensors requires):
 
 ``format``          ``"ase-gnn-model"``
-``format_version``  ``"1"``
+``format_version``  ``"2"`` (version 1, still read, lacks the heads' ``class``)
 ``architecture``    a name from :data:`ase_gnn.models.ARCHITECTURES` (the allow-list)
 ``config``          JSON of the constructor arguments (species, cutoff, readout, sizes, ...)
 ``atomic_energies`` JSON ``{symbol: E0 in eV}`` (also a tensor; this copy is for readers)
@@ -12,7 +12,11 @@ Header metadata (all values are strings, as safetensors requires):
 ``versions``        JSON of ase-gnn, torch, e3nn, ase versions
 ``training_config`` (optional) JSON of the resolved training configuration
 ``heads``           (optional) JSON list of the output heads' configs (:mod:`ase_gnn.heads`),
-                    class names of classifiers included; their weights are ``heads.<name>.*``
+                    class names of classifiers included; their weights are ``heads.<name>.*``.
+                    Each names its head's ``class``, a key of :data:`ase_gnn.heads.HEADS`; a
+                    head of format version 1 names only its ``level`` and is built-in.
+
+Files of every version ever written are kept as fixtures in ``tests/ase_gnn/model_files``.
 """
 
 from __future__ import annotations
@@ -30,8 +34,8 @@ from ase_gnn.heads import Head, build_head
 from ase_gnn.models.base import ARCHITECTURES, EnergyModel
 
 FORMAT = "ase-gnn-model"
-FORMAT_VERSION = "1"
-SUPPORTED_VERSIONS = ("1",)
+FORMAT_VERSION = "2"
+SUPPORTED_VERSIONS = ("1", "2")
 UNITS = {"energy": "eV", "length": "Angstrom"}
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 

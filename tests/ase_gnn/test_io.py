@@ -25,7 +25,7 @@ def saved(tmp_path: Path) -> Path:
 
 def test_metadata_records_architecture_config_species_units_and_versions(saved: Path) -> None:
     meta = read_metadata(saved)
-    assert meta["format"] == "ase-gnn-model" and meta["format_version"] == "1"
+    assert meta["format"] == "ase-gnn-model" and meta["format_version"] == "2"
     assert meta["architecture"] == "SchNet"
     assert meta["config"]["species"] == ["Cu", "Ag"] and meta["config"]["cutoff"] == 4.0
     assert meta["units"] == {"energy": "eV", "length": "Angstrom"}
@@ -162,3 +162,32 @@ def test_missing_file_is_file_not_found(tmp_path: Path) -> None:
 
 def test_save_leaves_no_temporary_file(saved: Path) -> None:
     assert [p.name for p in saved.parent.iterdir()] == [saved.name]
+
+
+# -- model files written by every format version ever released ----------------------------------
+
+FIXTURES = Path(__file__).parent / "model_files"
+
+
+@pytest.mark.parametrize("version", ["1", "2"])
+def test_model_files_of_every_format_version_load_with_their_recorded_outputs(version) -> None:
+    from ase.build import molecule
+
+    from ase_gnn import graph_from_atoms, predict
+    from ase_gnn.heads import EdgeHead, GraphHead, NodeHead
+
+    path = FIXTURES / f"model_v{version}.safetensors"
+    reference = json.loads(path.with_suffix(".json").read_text())
+    model = load_model(path)
+    assert read_metadata(path)["format_version"] == version
+    assert [type(head) for head in model.heads.values()] == [NodeHead, EdgeHead, GraphHead]
+    graph = graph_from_atoms(molecule("CH3CH2OH"), model.cutoff, dtype=torch.float64)
+    prediction = predict(model, graph, forces=True)
+    assert prediction.energy.item() == pytest.approx(reference["energy"], rel=1e-12)
+    assert prediction.forces is not None
+    torch.testing.assert_close(
+        prediction.forces, torch.tensor(reference["forces"], dtype=torch.float64)
+    )
+    for name, value in model.head_outputs(graph).items():
+        expected = torch.tensor(reference["heads"][name], dtype=torch.float64)
+        torch.testing.assert_close(value.detach(), expected, msg=name)
