@@ -13,7 +13,7 @@ from ase.calculators.calculator import CalculationFailed, Calculator, all_change
 from ase.stress import full_3x3_to_voigt_6_stress
 
 from ase_gnn.forces import Prediction, predict
-from ase_gnn.io import load_model, resolve_dtype
+from ase_gnn.io import check_model_dtype, load_model, resolve_dtype
 from ase_gnn.models.base import EnergyModel
 from ase_gnn.neighbors import graph_from_atoms
 from ase_gnn.nn.embedding import check_species
@@ -115,6 +115,7 @@ class GNNCalculator(Calculator):
         target_device = torch.device(device)
         if model.dtype != target_dtype or model.device != target_device:
             model = copy.deepcopy(model).to(device=target_device, dtype=target_dtype)
+        check_model_dtype(model)  # half precision or mixed dtypes: a clear ValueError
         self.model = model
         compiled = torch.compile(model, dynamic=True) if compile else model  # an OptimizedModule
         self._forward = cast(torch.nn.Module, compiled)

@@ -15,6 +15,13 @@ graph      per-atom MLP, then sum or mean over the structure, then an MLP      `
 
 C is ``num_outputs`` for regression and the number of classes for classification (the outputs
 are then logits; class names are stored with the head, and in the model file).
+
+Every subclass of :class:`Head` is registered in :data:`HEADS` under its class name when it is
+defined, and model files name each head's class, so a user's head (say
+``class ShiftedCharges(NodeHead)``) round-trips through :func:`ase_gnn.save_model` and
+:func:`ase_gnn.load_model` once the module that defines it has been imported; the built-in heads
+stay what they are. A configuration that names only a ``level`` (training tables, model files of
+format version 1) builds the built-in head of that level.
 """
 
 from __future__ import annotations
@@ -32,9 +39,30 @@ from ase_gnn.nn.radial import BesselBasis
 Task = Literal["regression", "classification"]
 TASKS: tuple[str, ...] = ("regression", "classification")
 Level = Literal["node", "edge", "graph"]
+LEVELS: tuple[str, ...] = ("node", "edge", "graph")
 
-#: Head classes by level: the allow-list that model files are loaded from.
+#: Head classes by class name: the allow-list that model files are loaded from.
 HEADS: dict[str, type[Head]] = {}
+
+
+def _register(cls: type[Head]) -> None:
+    """Add ``cls`` to :data:`HEADS` under its name; ``ValueError`` if another class has it.
+
+    The same class defined again (a re-run notebook cell, ``importlib.reload``) is no clash: its
+    module and qualified name are those of the registered one, and it replaces it.
+    """
+    if getattr(cls, "level", None) not in LEVELS:
+        raise TypeError(f"head class {cls.__name__} must set level to one of {LEVELS}")
+    taken = HEADS.get(cls.__name__)
+    if taken is not None and (taken.__module__, taken.__qualname__) != (
+        cls.__module__,
+        cls.__qualname__,
+    ):
+        raise ValueError(
+            f"a head class named {cls.__name__!r} is defined in {cls.__module__} and already in "
+            f"{taken.__module__}; model files name heads by class, so give it another name"
+        )
+    HEADS[cls.__name__] = cls
 
 
 class Head(nn.Module):
@@ -83,11 +111,16 @@ class Head(nn.Module):
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        HEADS[cls.level] = cls
+        _register(cls)
 
     def config(self) -> dict[str, Any]:
-        """JSON-serialisable arguments that rebuild this head (weights excluded)."""
+        """JSON-serialisable arguments that rebuild this head (weights excluded).
+
+        ``class`` and ``level`` identify the head's class (see :func:`build_head`); a subclass
+        with constructor arguments of its own adds them to this dictionary.
+        """
         return {
+            "class": type(self).__name__,
             "level": self.level,
             "name": self.name,
             "num_features": self.num_features,
@@ -189,10 +222,34 @@ class GraphHead(Head):
         return self.graph_mlp(pooled)
 
 
+#: The head each level builds when a configuration names no class (never a user's subclass).
+BUILT_IN_HEADS: dict[str, type[Head]] = {"node": NodeHead, "edge": EdgeHead, "graph": GraphHead}
+
+
 def build_head(config: dict[str, Any]) -> Head:
-    """A head from its :meth:`Head.config` (``ValueError`` for an unknown level)."""
+    """A head from its :meth:`Head.config`.
+
+    ``class`` picks a registered class from :data:`HEADS`; without it (training configurations,
+    model files of format version 1) ``level`` picks the built-in head of that level.
+
+    Raises
+    ------
+    ValueError
+        For an unknown level, a class that is not registered, or a class of another level.
+    """
     arguments = dict(config)
     level = arguments.pop("level", None)
-    if level not in HEADS:
-        raise ValueError(f"unknown head level {level!r}; choose one of {sorted(HEADS)}")
-    return HEADS[level](**arguments)
+    name = arguments.pop("class", None)
+    if level not in LEVELS:
+        raise ValueError(f"unknown head level {level!r}; choose one of {LEVELS}")
+    if name is None:
+        return BUILT_IN_HEADS[level](**arguments)
+    if name not in HEADS:
+        raise ValueError(
+            f"head class {name!r} is not registered (known: {sorted(HEADS)}); import the module "
+            "that defines it before loading the model"
+        )
+    cls = HEADS[name]
+    if cls.level != level:
+        raise ValueError(f"head class {name!r} is a {cls.level!r} head, the config says {level!r}")
+    return cls(**arguments)

@@ -3,7 +3,7 @@
 Header metadata (all values are strings, as safetensors requires):
 
 ``format``          ``"ase-gnn-model"``
-``format_version``  ``"1"``
+``format_version``  ``"2"`` (version 1, still read, lacks the heads' ``class``)
 ``architecture``    a name from :data:`ase_gnn.models.ARCHITECTURES` (the allow-list)
 ``config``          JSON of the constructor arguments (species, cutoff, readout, sizes, ...)
 ``atomic_energies`` JSON ``{symbol: E0 in eV}`` (also a tensor; this copy is for readers)
@@ -12,26 +12,34 @@ Header metadata (all values are strings, as safetensors requires):
 ``versions``        JSON of ase-gnn, torch, e3nn, ase versions
 ``training_config`` (optional) JSON of the resolved training configuration
 ``heads``           (optional) JSON list of the output heads' configs (:mod:`ase_gnn.heads`),
-                    class names of classifiers included; their weights are ``heads.<name>.*``
+                    class names of classifiers included; their weights are ``heads.<name>.*``.
+                    Each names its head's ``class``, a key of :data:`ase_gnn.heads.HEADS`; a
+                    head of format version 1 names only its ``level`` and is built-in.
+
+Files of every version ever written are kept as fixtures in ``tests/ase_gnn/model_files``.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
+import math
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
+from torch import Tensor, nn
 
 from ase_gnn.heads import Head, build_head
 from ase_gnn.models.base import ARCHITECTURES, EnergyModel
 
 FORMAT = "ase-gnn-model"
-FORMAT_VERSION = "1"
-SUPPORTED_VERSIONS = ("1",)
+FORMAT_VERSION = "2"
+SUPPORTED_VERSIONS = ("1", "2")
 UNITS = {"energy": "eV", "length": "Angstrom"}
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
@@ -69,6 +77,7 @@ def save_model(
     """
     if model.architecture not in ARCHITECTURES:
         raise ValueError(f"architecture {model.architecture!r} is not registered")
+    dtype = check_model_dtype(model)
     state = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
     metadata = {
         "format": FORMAT,
@@ -79,7 +88,7 @@ def save_model(
             dict(zip(model.species_symbols, model.atomic_energies.tolist()))
         ),
         "units": json.dumps(UNITS),
-        "dtype": str(model.dtype).removeprefix("torch."),
+        "dtype": _dtype_name(dtype),
         "versions": json.dumps(_versions()),
     }
     if training_config is not None:
@@ -153,6 +162,12 @@ def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
                 decoded[key] = json.loads(metadata[key])
     except (KeyError, json.JSONDecodeError) as error:
         raise ValueError(f"{path} has a corrupt metadata header: {error}") from error
+    if not isinstance(decoded["config"], dict) or not isinstance(decoded["atomic_energies"], dict):
+        raise ValueError(
+            f"{path} has a corrupt metadata header: config and atomic_energies must be JSON objects"
+        )
+    if not isinstance(decoded["config"].get("species"), list):
+        raise ValueError(f"{path} has a corrupt metadata header: config.species must be a list")
     return decoded
 
 
@@ -180,7 +195,9 @@ def load_model(
     Raises
     ------
     ValueError
-        For files that are not ase-gnn models or whose weights do not match the config.
+        For files that are not ase-gnn models or whose weights do not match the header: every
+        tensor must exist in the model the config builds, with its shape and the header's dtype,
+        and hold finite values; the reference energies must equal the header's copy.
     """
     metadata = read_metadata(path)
     saved_dtype = _DTYPES.get(metadata["dtype"])
@@ -193,14 +210,115 @@ def load_model(
     except (TypeError, ValueError) as error:
         raise ValueError(f"{path} has an invalid model config: {error}") from error
     model = model.to(saved_dtype)  # load weights at full saved precision before any cast
+    state = _read_weights(path, model.state_dict(), metadata["dtype"])
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as error:  # pragma: no cover - _read_weights checks names and shapes
+        raise ValueError(f"{path}: weights do not match the stored config: {error}") from error
+    _check_reference_energies(path, model, metadata["atomic_energies"])
+    target = resolve_dtype(dtype) if dtype is not None else saved_dtype
+    return model.to(device=device, dtype=target).eval()
+
+
+def _read_weights(
+    path: str | os.PathLike[str], expected: Mapping[str, Tensor], header_dtype: str
+) -> dict[str, Tensor]:
+    """The file's tensors, each checked against ``expected`` (the state the config builds).
+
+    ``load_state_dict`` would cast an integer, boolean or float16 tensor into a float32 buffer
+    without a word (E0 = 1e9 eV from an int64 tensor): names, dtypes, shapes and finiteness are
+    checked here, with a ``ValueError`` that names the tensor.
+    """
     try:
         with safe_open(str(path), framework="pt") as handle:
             state = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118
-        model.load_state_dict(state, strict=True)
-    except (SafetensorError, RuntimeError) as error:
-        raise ValueError(f"{path}: weights do not match the stored config: {error}") from error
-    target = resolve_dtype(dtype) if dtype is not None else saved_dtype
-    return model.to(device=device, dtype=target).eval()
+    except SafetensorError as error:
+        raise ValueError(f"{path} is not a readable safetensors model file: {error}") from error
+    missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
+    if missing:
+        raise ValueError(f"{path} lacks tensor(s) {missing} that the model its config builds has")
+    if unexpected:
+        raise ValueError(
+            f"{path} has unexpected tensor(s) {unexpected} that the model its config builds lacks"
+        )
+    for key, tensor in state.items():
+        want = expected[key]
+        if tensor.dtype != want.dtype:
+            raise ValueError(
+                f"{path}: tensor {key!r} is {_dtype_name(tensor.dtype)}, but the header says the "
+                f"weights are {header_dtype} (the model needs {_dtype_name(want.dtype)})"
+            )
+        if tensor.shape != want.shape:
+            raise ValueError(
+                f"{path}: tensor {key!r} has shape {tuple(tensor.shape)}; the model its config "
+                f"builds needs {tuple(want.shape)}"
+            )
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise ValueError(
+                f"{path}: tensor {key!r} has non-finite values (NaN or inf); the file is corrupt "
+                "or was saved from a diverged training run"
+            )
+    return state
+
+
+def _check_reference_energies(
+    path: str | os.PathLike[str], model: EnergyModel, header: Mapping[str, Any]
+) -> None:
+    """``ValueError`` unless the E0 tensor equals the header's ``{symbol: E0}`` copy."""
+    symbols = model.species_symbols
+    if sorted(header) != sorted(symbols):
+        raise ValueError(
+            f"{path}: the header lists E0 for {sorted(header)}, the model's species are {symbols}"
+        )
+    for symbol, value in zip(symbols, model.atomic_energies.tolist()):
+        stored = header[symbol]
+        if not isinstance(stored, (int, float)) or not math.isclose(
+            value, stored, rel_tol=1e-6, abs_tol=1e-9
+        ):
+            raise ValueError(
+                f"{path}: E0 of {symbol!r} is {value} eV in the weights but {stored!r} in the "
+                "header; the file has been edited or is corrupt"
+            )
+
+
+def check_model_dtype(model: nn.Module) -> torch.dtype:
+    """The float dtype of ``model``, which must be float32 or float64 throughout.
+
+    Half precision (``model.half()``, ``model.bfloat16()``) is refused: float16 cannot hold
+    total energies of hundreds of eV to the meV, and torch's neighbor and autograd code fails
+    on it deep inside. Calculators and :func:`save_model` call this.
+
+    Returns
+    -------
+    torch.dtype
+        ``torch.float32`` or ``torch.float64``, the dtype of every float parameter and buffer.
+
+    Raises
+    ------
+    ValueError
+        Naming the first tensor of another float dtype, or of a second one.
+    """
+    found: dict[torch.dtype, str] = {}
+    for name, tensor in itertools.chain(model.named_parameters(), model.named_buffers()):
+        if tensor.is_floating_point():
+            found.setdefault(tensor.dtype, name)
+    for dtype, name in found.items():
+        if dtype not in _DTYPES.values():
+            raise ValueError(
+                f"the model's tensor {name!r} is {_dtype_name(dtype)}; ase-gnn evaluates and saves "
+                "models in float32 or float64 only: convert with model.float() or model.double()"
+            )
+    if len(found) > 1:
+        raise ValueError(
+            f"the model mixes float32 and float64 tensors ({found[torch.float32]!r} is float32, "
+            f"{found[torch.float64]!r} float64): convert with model.float() or model.double()"
+        )
+    return next(iter(found), torch.float32)
+
+
+def _dtype_name(dtype: torch.dtype) -> str:
+    """``"float32"`` for ``torch.float32``."""
+    return str(dtype).removeprefix("torch.")
 
 
 def resolve_dtype(dtype: torch.dtype | str) -> torch.dtype:

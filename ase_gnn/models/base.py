@@ -14,10 +14,12 @@ total energy intensive (a 2×2×2 supercell then has the same energy, not 8×).
 
 from __future__ import annotations
 
+import operator
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, Literal, TypeVar
 
+import numpy as np
 import torch
 from ase.data import atomic_numbers, chemical_symbols
 from torch import Tensor, nn
@@ -42,7 +44,11 @@ def register(cls: M) -> M:
 
 
 def to_atomic_numbers(species: Sequence[str | int]) -> tuple[int, ...]:
-    """Turn element symbols or atomic numbers into a tuple of unique atomic numbers, in order."""
+    """Turn element symbols or atomic numbers into a tuple of unique atomic numbers, in order.
+
+    Numbers must be integers (Python, NumPy or 0-d torch): ``29.5`` or ``True`` (from an edited
+    model file, say) would otherwise truncate to another element without a word.
+    """
     numbers: list[int] = []
     for s in species:
         if isinstance(s, str):
@@ -50,7 +56,15 @@ def to_atomic_numbers(species: Sequence[str | int]) -> tuple[int, ...]:
                 raise ValueError(f"unknown element symbol {s!r}")
             z = atomic_numbers[s]
         else:
-            z = int(s)
+            try:
+                if isinstance(s, (bool, np.bool_)):
+                    raise TypeError
+                z = operator.index(s)
+            except TypeError:
+                raise ValueError(
+                    "species must be element symbols or integer atomic numbers, got "
+                    f"{s!r} ({type(s).__name__})"
+                ) from None
             if not 1 <= z < len(chemical_symbols):
                 raise ValueError(f"atomic number {z} is outside 1…{len(chemical_symbols) - 1}")
         if z not in numbers:

@@ -9,7 +9,7 @@ from ase.build import bulk, molecule
 from scipy.spatial.transform import Rotation
 
 from ase_gnn import graph_from_atoms, load_model, save_model
-from ase_gnn.heads import EdgeHead, GraphHead, NodeHead, build_head
+from ase_gnn.heads import HEADS, EdgeHead, GraphHead, NodeHead, build_head
 from ase_gnn.testing import tiny_model
 
 
@@ -85,3 +85,70 @@ def test_bad_heads_are_refused():
         build_head({"level": "triangle", "name": "t", "num_features": 8})
     with pytest.raises(ValueError, match="no head named"):
         model.head_outputs(graph_from_atoms(bulk("Cu"), model.cutoff), ["y"])
+
+
+class ShiftedCharges(NodeHead):
+    """A user's head: a node head plus a learned shift, with a constructor argument of its own."""
+
+    def __init__(self, name, num_features, shift_init=0.5, **kwargs):
+        super().__init__(name, num_features, **kwargs)
+        self.shift_init = shift_init
+        self.shift = torch.nn.Parameter(torch.full((self.num_outputs,), float(shift_init)))
+
+    def config(self):
+        return {**super().config(), "shift_init": self.shift_init}
+
+    def forward(self, graph, features):
+        return super().forward(graph, features) + self.shift
+
+
+def test_a_user_subclass_leaves_the_built_in_heads_untouched(tmp_path):
+    head = build_head({"level": "node", "name": "q", "num_features": 8})
+    assert type(head) is NodeHead
+    model = tiny_model("SchNet", ["Cu"])
+    model.add_head(NodeHead("q", model.num_features))
+    save_model(model, tmp_path / "m.safetensors")
+    assert type(load_model(tmp_path / "m.safetensors").heads["q"]) is NodeHead
+    assert HEADS["NodeHead"] is NodeHead and HEADS["ShiftedCharges"] is ShiftedCharges
+
+
+def test_a_user_head_round_trips_through_the_model_file(tmp_path):
+    model = tiny_model("SchNet", ["C", "H", "O"]).double()
+    model.add_head(ShiftedCharges("q", model.num_features, shift_init=-0.25))
+    with torch.no_grad():
+        model.heads["q"].shift.fill_(1.75)  # trained away from its initial value
+    save_model(model, tmp_path / "m.safetensors")
+    loaded = load_model(tmp_path / "m.safetensors")
+    assert type(loaded.heads["q"]) is ShiftedCharges
+    assert loaded.heads["q"].shift_init == -0.25 and loaded.heads["q"].shift.item() == 1.75
+    atoms = molecule("CH3CH2OH")
+    assert torch.equal(_outputs(loaded, atoms)[1]["q"], _outputs(model, atoms)[1]["q"])
+
+
+def test_a_second_head_class_with_a_taken_name_is_refused():
+    with pytest.raises(ValueError, match=r"'NodeHead'.*user_heads.*ase_gnn\.heads"):
+        type("NodeHead", (NodeHead,), {"__module__": "user_heads"})
+    with pytest.raises(ValueError, match=r"'ShiftedCharges'.*other_package.*test_heads"):
+        type("ShiftedCharges", (NodeHead,), {"__module__": "other_package"})
+    assert HEADS["NodeHead"] is NodeHead and HEADS["ShiftedCharges"] is ShiftedCharges
+
+
+def test_redefining_a_head_in_its_own_module_replaces_it():
+    # A re-run notebook cell or importlib.reload defines the same class again: not a clash.
+    namespace = {"__module__": __name__, "__qualname__": "ShiftedCharges"}
+    again = type("ShiftedCharges", (NodeHead,), namespace)
+    try:
+        assert HEADS["ShiftedCharges"] is again
+    finally:
+        HEADS["ShiftedCharges"] = ShiftedCharges
+
+
+def test_a_model_file_naming_an_unregistered_head_class_is_refused(tmp_path):
+    model = tiny_model("SchNet", ["Cu"])
+    model.add_head(NodeHead("q", model.num_features))
+    save_model(model, tmp_path / "m.safetensors")
+    config = model.heads["q"].config() | {"class": "NotImported"}
+    with pytest.raises(ValueError, match="'NotImported' is not registered.*import the module"):
+        build_head(config)
+    with pytest.raises(ValueError, match="'ShiftedCharges' is a 'node' head.*says 'edge'"):
+        build_head(config | {"class": "ShiftedCharges", "level": "edge"})

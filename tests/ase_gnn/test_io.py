@@ -25,7 +25,7 @@ def saved(tmp_path: Path) -> Path:
 
 def test_metadata_records_architecture_config_species_units_and_versions(saved: Path) -> None:
     meta = read_metadata(saved)
-    assert meta["format"] == "ase-gnn-model" and meta["format_version"] == "1"
+    assert meta["format"] == "ase-gnn-model" and meta["format_version"] == "2"
     assert meta["architecture"] == "SchNet"
     assert meta["config"]["species"] == ["Cu", "Ag"] and meta["config"]["cutoff"] == 4.0
     assert meta["units"] == {"energy": "eV", "length": "Angstrom"}
@@ -151,7 +151,9 @@ def test_foreign_safetensors_file_is_refused(tmp_path: Path) -> None:
 def test_weights_that_do_not_match_the_config_are_refused(saved: Path, tmp_path: Path) -> None:
     config = read_metadata(saved)["config"]
     config["hidden_channels"] = 32
-    with pytest.raises(ValueError, match="do not match"):
+    with pytest.raises(
+        ValueError, match=r"'embedding.embedding.weight' has shape.*needs \(2, 32\)"
+    ):
         load_model(_rewrite(saved, tmp_path, config=json.dumps(config)))
 
 
@@ -162,3 +164,172 @@ def test_missing_file_is_file_not_found(tmp_path: Path) -> None:
 
 def test_save_leaves_no_temporary_file(saved: Path) -> None:
     assert [p.name for p in saved.parent.iterdir()] == [saved.name]
+
+
+# -- model files written by every format version ever released ----------------------------------
+
+FIXTURES = Path(__file__).parent / "model_files"
+
+
+@pytest.mark.parametrize("version", ["1", "2"])
+def test_model_files_of_every_format_version_load_with_their_recorded_outputs(version) -> None:
+    from ase.build import molecule
+
+    from ase_gnn import graph_from_atoms, predict
+    from ase_gnn.heads import EdgeHead, GraphHead, NodeHead
+
+    path = FIXTURES / f"model_v{version}.safetensors"
+    reference = json.loads(path.with_suffix(".json").read_text())
+    model = load_model(path)
+    assert read_metadata(path)["format_version"] == version
+    assert [type(head) for head in model.heads.values()] == [NodeHead, EdgeHead, GraphHead]
+    graph = graph_from_atoms(molecule("CH3CH2OH"), model.cutoff, dtype=torch.float64)
+    prediction = predict(model, graph, forces=True)
+    assert prediction.energy.item() == pytest.approx(reference["energy"], rel=1e-12)
+    assert prediction.forces is not None
+    torch.testing.assert_close(
+        prediction.forces, torch.tensor(reference["forces"], dtype=torch.float64)
+    )
+    for name, value in model.head_outputs(graph).items():
+        expected = torch.tensor(reference["heads"][name], dtype=torch.float64)
+        torch.testing.assert_close(value.detach(), expected, msg=name)
+
+
+# -- tensors that disagree with the header -------------------------------------------------------
+
+
+def _tensors_and_metadata(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as handle:
+        tensors = {k: handle.get_tensor(k) for k in handle.keys()}  # noqa: SIM118
+        return tensors, dict(handle.metadata())
+
+
+def _crafted(saved: Path, tmp_path: Path, edit) -> Path:
+    """A copy of ``saved`` whose tensors and metadata ``edit(tensors, metadata)`` changed."""
+    tensors, metadata = _tensors_and_metadata(saved)
+    edit(tensors, metadata)
+    path = tmp_path / "crafted.safetensors"
+    save_file(tensors, str(path), metadata=metadata)
+    return path
+
+
+def _retype(key: str, dtype: torch.dtype):
+    def edit(tensors, metadata) -> None:
+        tensors[key] = tensors[key].to(dtype)
+
+    return edit
+
+
+@pytest.mark.parametrize(
+    "dtype", [torch.int64, torch.int32, torch.bool, torch.float16, torch.float32]
+)
+def test_a_tensor_of_another_dtype_than_the_header_is_refused(saved, tmp_path, dtype) -> None:
+    def edit(tensors, metadata) -> None:
+        tensors["atomic_energies"] = torch.full_like(tensors["atomic_energies"], 1e9).to(dtype)
+
+    name = str(dtype).removeprefix("torch.")
+    with pytest.raises(ValueError, match=rf"'atomic_energies' is {name}, but the header.*float64"):
+        load_model(_crafted(saved, tmp_path, edit))
+
+
+def test_a_weight_of_another_dtype_is_refused_by_name(saved, tmp_path) -> None:
+    key = next(k for k in _tensors_and_metadata(saved)[0] if k.endswith(".weight"))
+    with pytest.raises(ValueError, match=rf"'{key}' is int64"):
+        load_model(_crafted(saved, tmp_path, _retype(key, torch.int64)))
+
+
+def test_a_tensor_of_the_wrong_shape_is_refused(saved, tmp_path) -> None:
+    def edit(tensors, metadata) -> None:
+        tensors["scale"] = torch.ones(3, dtype=torch.float64)
+
+    with pytest.raises(ValueError, match=r"tensor 'scale' has shape \(3,\); the model.*\(\)"):
+        load_model(_crafted(saved, tmp_path, edit))
+
+
+def test_a_missing_tensor_is_refused(saved, tmp_path) -> None:
+    def edit(tensors, metadata) -> None:
+        del tensors["atomic_energies"]
+
+    with pytest.raises(ValueError, match=r"lacks tensor\(s\) \['atomic_energies'\]"):
+        load_model(_crafted(saved, tmp_path, edit))
+
+
+def test_an_extra_tensor_is_refused(saved, tmp_path) -> None:
+    def edit(tensors, metadata) -> None:
+        tensors["backdoor.weight"] = torch.zeros(2, dtype=torch.float64)
+
+    with pytest.raises(ValueError, match=r"unexpected tensor\(s\) \['backdoor.weight'\]"):
+        load_model(_crafted(saved, tmp_path, edit))
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_a_non_finite_weight_is_refused(saved, tmp_path, value) -> None:
+    def edit(tensors, metadata) -> None:
+        tensors["scale"] = torch.tensor(value, dtype=torch.float64)
+
+    with pytest.raises(ValueError, match="tensor 'scale' has non-finite values"):
+        load_model(_crafted(saved, tmp_path, edit))
+
+
+def test_reference_energies_that_disagree_with_the_header_copy_are_refused(saved, tmp_path) -> None:
+    def edit(tensors, metadata) -> None:
+        tensors["atomic_energies"] = tensors["atomic_energies"] + 1.0
+
+    with pytest.raises(ValueError, match="E0 of 'Cu' is .* in the header"):
+        load_model(_crafted(saved, tmp_path, edit))
+
+
+@pytest.mark.parametrize("species", [[29.5, "Ag"], [True, "Ag"], [29.0, 47], ["Cu", None]])
+def test_a_species_that_is_not_an_integer_atomic_number_is_refused(
+    saved, tmp_path, species
+) -> None:
+    def edit(tensors, metadata) -> None:
+        config = json.loads(metadata["config"])
+        config["species"] = species
+        metadata["config"] = json.dumps(config)
+
+    with pytest.raises(ValueError, match="element symbols or integer atomic numbers"):
+        load_model(_crafted(saved, tmp_path, edit))
+
+
+def test_a_float64_model_loads_as_float32_on_request_after_its_checks(saved) -> None:
+    assert load_model(saved, dtype="float32").dtype == torch.float32
+
+
+# -- half precision ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("half", [torch.float16, torch.bfloat16])
+def test_half_precision_models_are_refused_by_calculators_and_save(tmp_path, half) -> None:
+    from ase_gnn import CommitteeCalculator
+
+    model = tiny_model("SchNet", ["Cu"]).to(half)
+    name = str(half).removeprefix("torch.")
+    with pytest.raises(ValueError, match=rf"{name}.*float32 or float64"):
+        GNNCalculator(model)
+    with pytest.raises(ValueError, match=rf"{name}.*float32 or float64"):
+        CommitteeCalculator([tiny_model("SchNet", ["Cu"]), model])
+    with pytest.raises(ValueError, match=rf"{name}.*float32 or float64"):
+        save_model(model, tmp_path / "half.safetensors")
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_model_with_one_half_precision_part_is_refused_by_name(tmp_path) -> None:
+    model = tiny_model("SchNet", ["Cu"])
+    model.heads["q"] = __import__("ase_gnn").NodeHead("q", model.num_features).half()
+    with pytest.raises(ValueError, match=r"'heads\.q\.mlp\.0\.weight' is float16"):
+        GNNCalculator(model)
+    with pytest.raises(ValueError, match=r"'heads\.q\.mlp\.0\.weight' is float16"):
+        save_model(model, tmp_path / "mixed.safetensors")
+
+
+def test_a_half_precision_model_converted_by_the_calculator_gives_its_float32_energy() -> None:
+    model = tiny_model("SchNet", ["Cu"]).half()
+    atoms = bulk("Cu", cubic=True)
+    atoms.rattle(0.05, seed=0)
+    atoms.calc = GNNCalculator(model, dtype="float32")
+    converted = atoms.get_potential_energy()
+    atoms.calc = GNNCalculator(model.float())
+    assert converted == atoms.get_potential_energy()

@@ -10,11 +10,12 @@ from ase.calculators.emt import EMT
 from ase.calculators.singlepoint import SinglePointCalculator
 
 from ase_gnn import graph_from_atoms, load_model
+from ase_gnn.heads import NodeHead
 from ase_gnn.testing import tiny_model
 from ase_gnn.training import config_from_dict
 from ase_gnn.training.config import HeadConfig, RunConfig, TrainConfig
 from ase_gnn.training.data import GraphDataset, head_labels
-from ase_gnn.training.trainer import Trainer, evaluate
+from ase_gnn.training.trainer import Trainer, add_heads, evaluate
 
 PHASES = {"fcc": 3.61, "bcc": 2.87, "sc": 2.40}
 
@@ -136,3 +137,13 @@ def test_heads_tables_are_validated():
         config_from_dict(base | {"heads": [{"name": "p", "task": "classification"}]})
     with pytest.raises(ValueError, match="other than 'energy'"):
         config_from_dict(base | {"heads": [{"name": "energy"}]})
+
+
+class UserNodeHead(NodeHead):
+    """A user's node head, defined in the same process as the training run."""
+
+
+def test_heads_tables_build_the_built_in_heads_beside_a_user_subclass():
+    model = tiny_model("SchNet", ["Cu"])
+    add_heads(model, [HeadConfig("charges", "node")])
+    assert type(model.heads["charges"]) is NodeHead
