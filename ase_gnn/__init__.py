@@ -3,6 +3,7 @@
 Public API::
 
     AtomicGraph, batch_graphs, edge_vectors      atomic graphs (ase_gnn.graph)
+    edge_pairs, has_stress, stress_mask          reverse edges; which structures have a stress
     graph_from_atoms                             neighbor lists (ase_gnn.neighbors)
     EnergyModel, SchNet, NequIP, ARCHITECTURES   potentials (ase_gnn.models)
     predict, Prediction                          energy, forces, stress (ase_gnn.forces)
@@ -22,7 +23,15 @@ from ase_gnn.committee import CommitteeCalculator
 from ase_gnn.diagnose import GraphDiagnosis, diagnose
 from ase_gnn.extras import AnomalyCalculator, OnRequestCalculator
 from ase_gnn.forces import Prediction, predict
-from ase_gnn.graph import AtomicGraph, batch_graphs, edge_vectors, unbatch
+from ase_gnn.graph import (
+    AtomicGraph,
+    batch_graphs,
+    edge_pairs,
+    edge_vectors,
+    has_stress,
+    stress_mask,
+    unbatch,
+)
 from ase_gnn.heads import EdgeHead, GraphHead, Head, NodeHead
 from ase_gnn.io import load_model, read_metadata, save_model
 from ase_gnn.models import ARCHITECTURES, EnergyModel, NequIP, SchNet
@@ -53,15 +62,18 @@ __all__ = [
     "batch_graphs",
     "cluster",
     "diagnose",
+    "edge_pairs",
     "edge_vectors",
     "embed",
     "evaluate",
     "graph_from_atoms",
+    "has_stress",
     "load_model",
     "predict",
     "read_metadata",
     "relax",
     "save_model",
+    "stress_mask",
     "to_ase_results",
     "unbatch",
 ]

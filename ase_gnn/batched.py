@@ -16,9 +16,9 @@ from ase import Atoms
 from ase.optimize.optimize import Optimizer
 from tqdm.auto import tqdm
 
-from ase_gnn.calculator import GNNCalculator, has_stress, to_ase_results
+from ase_gnn.calculator import GNNCalculator, to_ase_results
 from ase_gnn.forces import Prediction, predict
-from ase_gnn.graph import batch_graphs
+from ase_gnn.graph import batch_graphs, has_stress
 from ase_gnn.models.base import EnergyModel
 from ase_gnn.neighbors import graph_from_atoms
 from ase_gnn.nn.embedding import check_species

@@ -13,16 +13,12 @@ from ase.calculators.calculator import CalculationFailed, Calculator, all_change
 from ase.stress import full_3x3_to_voigt_6_stress
 
 from ase_gnn.forces import Prediction, predict
+from ase_gnn.graph import has_stress
 from ase_gnn.io import check_model_dtype, load_model, resolve_dtype
 from ase_gnn.models.base import EnergyModel
 from ase_gnn.neighbors import graph_from_atoms
 from ase_gnn.nn.embedding import check_species
 from ase_gnn.skin import SkinNeighborList
-
-
-def has_stress(atoms: Atoms) -> bool:
-    """Whether stress is defined: some axis periodic and a 3-D cell (as ASE's EMT and LJ decide)."""
-    return bool(atoms.pbc.any()) and atoms.cell.rank == 3
 
 
 def check_finite(results: dict[str, Any]) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from ase_gnn.graph import AtomicGraph, sum_per_graph
+from ase_gnn.graph import AtomicGraph, stress_mask, sum_per_graph
 from ase_gnn.models.base import EnergyModel
 
 
@@ -41,7 +41,8 @@ class Prediction:
     forces
         ``[N, 3]`` forces, eV/Å, or None if not requested.
     stress
-        ``[B, 3, 3]`` stress tensors, eV/Å³, or None if not requested.
+        ``[B, 3, 3]`` stress tensors, eV/Å³ (NaN for structures without a stress), or None
+        if not requested.
     """
 
     energy: Tensor
@@ -70,7 +71,8 @@ def predict(
     forces
         Compute forces −∂E/∂r.
     stress
-        Compute the stress (1/V) ∂E/∂ε; every structure needs a 3-D cell (V > 0).
+        Compute the stress (1/V) ∂E/∂ε. Structures without a stress (no periodic axis, or
+        a cell of zero volume: see :func:`ase_gnn.has_stress`) get rows of NaN.
     training
         Keep the autograd graph of forces and stress (``create_graph``) so a loss on them can be
         back-propagated to the parameters.
@@ -95,9 +97,10 @@ def predict(
         positions = positions.detach().requires_grad_(True)
         inputs.append(positions)
     if stress:
-        volume = torch.linalg.det(cell).abs()
-        if bool((volume < 1e-10).any()):
-            raise ValueError("stress needs a 3-D cell with non-zero volume for every structure")
+        # Structures without a stress (no periodic axis or a flat cell) get NaN rows; dividing
+        # by a volume of 1 there keeps the gradient of the other rows finite.
+        defined = stress_mask(graph)
+        volume = torch.where(defined, torch.linalg.det(cell).abs(), torch.ones_like(cell[:, 0, 0]))
         strain = torch.zeros_like(cell, requires_grad=True)  # [B, 3, 3]
         inputs.append(strain)
         symmetric = 0.5 * (strain + strain.transpose(1, 2))
@@ -117,7 +120,9 @@ def predict(
         if forces:
             result_forces = -grads[0]
         if stress:
-            result_stress = grads[-1] / volume[:, None, None]
+            result_stress = torch.where(
+                defined[:, None, None], grads[-1] / volume[:, None, None], torch.nan
+            )
     if not training:
         energy, local_energies = energy.detach(), local_energies.detach()
         result_forces = None if result_forces is None else result_forces.detach()

@@ -25,11 +25,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass, fields, replace
 from typing import TYPE_CHECKING
 
+import numpy as np
 import torch
 from torch import Tensor
 
 if TYPE_CHECKING:
     import ase
+
+#: Cells with a smaller volume (Å³) count as flat: they have no stress.
+MIN_STRESS_VOLUME = 1e-10
 
 
 @dataclass(frozen=True)
@@ -229,3 +233,21 @@ def sum_per_graph(values: Tensor, graph: AtomicGraph) -> Tensor:
 def atoms_per_graph(graph: AtomicGraph) -> Tensor:
     """Number of atoms of every graph, ``[B]`` long."""
     return graph.ptr[1:] - graph.ptr[:-1]
+
+
+def has_stress(atoms: ase.Atoms) -> bool:
+    """Whether ``atoms`` has a stress: some axis periodic and a cell of non-zero volume.
+
+    The one definition used by calculators, batched evaluation, training and explanations
+    (:func:`stress_mask` is the same test on a graph). Like ASE's EMT, a structure with no
+    periodic axis has no stress; unlike a test of the cell's rank, a nearly flat cell (volume
+    below :data:`MIN_STRESS_VOLUME` Å³) has none either, so no caller ever divides by ~0.
+    """
+    volume = abs(float(np.linalg.det(atoms.cell.array)))
+    return bool(atoms.pbc.any()) and volume > MIN_STRESS_VOLUME
+
+
+def stress_mask(graph: AtomicGraph) -> Tensor:
+    """``[B]`` bool: which structures of ``graph`` have a stress (see :func:`has_stress`)."""
+    volume = torch.linalg.det(graph.cell).abs()
+    return graph.pbc.any(dim=1) & (volume > MIN_STRESS_VOLUME)

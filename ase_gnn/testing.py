@@ -26,7 +26,7 @@ from scipy.spatial.transform import Rotation
 
 from ase_gnn.calculator import GNNCalculator
 from ase_gnn.forces import predict
-from ase_gnn.graph import batch_graphs
+from ase_gnn.graph import batch_graphs, has_stress
 from ase_gnn.io import load_model, save_model
 from ase_gnn.models.base import ARCHITECTURES, EnergyModel
 from ase_gnn.neighbors import graph_from_atoms
@@ -263,7 +263,7 @@ def assert_batch_matches_single(
     tol = TOLERANCES[dtype]
     model = copy.deepcopy(model).to(dtype)
     graphs = [graph_from_atoms(a, model.cutoff, dtype=dtype) for a in structures]
-    periodic = all(a.pbc.any() and a.cell.rank == 3 for a in structures)
+    periodic = all(has_stress(a) for a in structures)
     batched = predict(model, batch_graphs(graphs), forces=True, stress=periodic)
     singles = [predict(model, g, forces=True, stress=periodic) for g in graphs]
     assert batched.forces is not None

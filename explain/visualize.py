@@ -109,7 +109,7 @@ def plot_structure(
         _draw_segments(ax, [s[:, axes] for s in segments], bond_scores, bond_norm, cmap, 2.5)
         mappable = _mappable(bond_norm, cmap)
         figure.colorbar(mappable, ax=ax, shrink=0.7, label=f"bond score ({attribution.target})")
-    if atoms.pbc.any() and atoms.cell.rank == 3:
+    if atoms.pbc.any() and atoms.cell.rank == 3:  # draw the cell
         for edge in _cell_edges(atoms.cell.array):
             ax.plot(*edge[:, axes].T, color="0.5", lw=0.8)
     style: dict[str, Any] = {"depthshade": False} if projection == "3d" else {"zorder": 3}

@@ -13,6 +13,7 @@ import torch
 from ase import Atoms
 from ase.data import atomic_numbers
 
+from ase_gnn.graph import has_stress
 from ase_gnn.io import save_model
 from ase_gnn.models.base import ARCHITECTURES, EnergyModel
 from ase_gnn.nn.embedding import check_species
@@ -184,15 +185,15 @@ def parity_plots(
     for atoms in structures:
         labels = labels_from_atoms(atoms, keys)
         graph = graph_from_atoms(atoms, model.cutoff, dtype=model.dtype, device=model.device)
-        has_stress = bool(atoms.pbc.any()) and atoms.cell.rank == 3
-        prediction = predict(model, graph, stress=has_stress)
+        stress = has_stress(atoms)
+        prediction = predict(model, graph, stress=stress)
         n = len(atoms)
         columns["energy per atom"][0].append(float(labels.energy) / n)
         columns["energy per atom"][1].append(float(prediction.energy) / n)
         assert prediction.forces is not None
         columns["force components"][0].extend(labels.forces.ravel().tolist())
         columns["force components"][1].extend(prediction.forces.cpu().ravel().tolist())
-        if has_stress and prediction.stress is not None and not labels.stress.isnan().any():
+        if stress and prediction.stress is not None and not labels.stress.isnan().any():
             columns["stress components"][0].extend(labels.stress.ravel().tolist())
             columns["stress components"][1].extend(prediction.stress.cpu().ravel().tolist())
     units = {"energy per atom": "eV/atom", "force components": "eV/Å", "stress components": "eV/Å³"}
