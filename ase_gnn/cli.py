@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -91,16 +91,15 @@ def _evaluate(args: argparse.Namespace) -> None:
 
 def _md(args: argparse.Namespace) -> None:
     import ase.io
-    from ase import Atoms
     from ase.build import bulk
 
     from ase_gnn.calculator import GNNCalculator
     from ase_gnn.md import run_nve
+    from ase_gnn.training import read_structures
 
     calc = GNNCalculator(args.model, dtype=args.dtype)
     if args.structure:
-        atoms = ase.io.read(args.structure, index=-1)
-        assert isinstance(atoms, Atoms)
+        atoms = read_structures(args.structure, index="-1")[0]
     else:
         atoms = bulk(calc.model.species_symbols[0], cubic=True).repeat([args.repeat] * 3)
     trajectory = run_nve(
@@ -114,9 +113,12 @@ def _md(args: argparse.Namespace) -> None:
     )
     if args.out:
         ase.io.write(args.out, trajectory.frames)
+    drift = "n/a (fewer than two frames)"
+    if len(trajectory.frames) >= 2:
+        drift = f"{trajectory.drift_per_atom():+.3f} meV/atom/ps"
     print(
-        f"{len(atoms)} atoms, {args.steps} steps: drift {trajectory.drift_per_atom():+.3f} "
-        f"meV/atom/ps, mean T {np.mean(trajectory.temperature):.0f} K"
+        f"{len(atoms)} atoms, {args.steps} steps: drift {drift}, "
+        f"mean T {np.mean(trajectory.temperature):.0f} K"
     )
 
 
@@ -224,14 +226,13 @@ def _anomaly(args: argparse.Namespace) -> None:
 
 
 def _diagnose(args: argparse.Namespace) -> None:
-    from ase import Atoms
-    from ase.io import read
-
     from ase_gnn.diagnose import diagnose
+    from ase_gnn.training import read_structures
 
-    atoms = read(args.structure, index=args.index)
-    if not isinstance(atoms, Atoms):
+    selected = read_structures(args.structure, index=args.index)
+    if len(selected) != 1 or ":" in args.index:
         raise ValueError(f"--index {args.index!r} selects several structures; give one index")
+    (atoms,) = selected
     sweep = None
     if args.sweep:
         low, high, count = args.sweep
@@ -242,9 +243,35 @@ def _diagnose(args: argparse.Namespace) -> None:
         report.plot(args.plot)
 
 
+def _number(kind: type, low: float, strict: bool) -> Any:
+    """An argparse type: ``kind`` values above ``low`` (``strict``) or at least ``low``."""
+
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            noun = "an integer" if kind is int else "a number"
+            raise argparse.ArgumentTypeError(f"{text!r} is not {noun}") from None
+        if not np.isfinite(value) or value < low or (strict and value == low):
+            raise argparse.ArgumentTypeError(
+                f"must be {'greater than' if strict else 'at least'} {low}, got {text}"
+            )
+        return value
+
+    return parse
+
+
+COUNT = _number(int, 1, strict=False)  # steps, structures, members, ...
+POSITIVE = _number(float, 0, strict=True)  # time steps, cutoffs, seconds
+NON_NEGATIVE = _number(float, 0, strict=False)  # temperatures
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``ase-gnn``."""
     parser = argparse.ArgumentParser(prog="ase-gnn", description=__doc__)
+    parser.add_argument(
+        "--traceback", action="store_true", help="show the full traceback of an error"
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     gen = commands.add_parser("generate", help="generate labelled data with an ASE calculator")
@@ -254,9 +281,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="xtb: GFN2-xTB MD of a molecule (needs tblite; set OMP_NUM_THREADS=1)",
     )
     gen.add_argument("--molecule", default="CH3CH2OH", help="G2 molecule name for xtb")
-    gen.add_argument("--temperature", type=float, default=500.0, help="xtb MD temperature, K")
+    gen.add_argument(
+        "--temperature", type=NON_NEGATIVE, default=500.0, help="xtb MD temperature, K"
+    )
     gen.add_argument("--element", default="Cu", help="EMT metal, or comma-separated alloy")
-    gen.add_argument("--structures", type=int, default=300)
+    gen.add_argument("--structures", type=COUNT, default=300)
     gen.add_argument("--seed", type=int, default=0)
     gen.add_argument("--out", required=True, help="output extxyz file")
     gen.set_defaults(run=_generate)
@@ -270,7 +299,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument(
         "--committee",
-        type=int,
+        type=COUNT,
         metavar="K",
         help="train K members with seeds seed…seed+K−1 into <out_dir>/member_<k> "
         "(for ase_gnn.CommitteeCalculator)",
@@ -305,20 +334,20 @@ def build_parser() -> argparse.ArgumentParser:
     md.add_argument(
         "--structure", help="start structure file (default: fcc bulk of the model's first species)"
     )
-    md.add_argument("--repeat", type=int, default=3, help="bulk supercell size per axis")
-    md.add_argument("--steps", type=int, default=500)
-    md.add_argument("--timestep", type=float, default=2.0, help="fs")
-    md.add_argument("--temperature", type=float, default=300.0, help="K")
-    md.add_argument("--interval", type=int, default=10)
+    md.add_argument("--repeat", type=COUNT, default=3, help="bulk supercell size per axis")
+    md.add_argument("--steps", type=COUNT, default=500)
+    md.add_argument("--timestep", type=POSITIVE, default=2.0, help="fs")
+    md.add_argument("--temperature", type=NON_NEGATIVE, default=300.0, help="K")
+    md.add_argument("--interval", type=COUNT, default=10)
     md.add_argument("--dtype", choices=["float32", "float64"], default=None)
     md.add_argument("--out", help="trajectory file to write (e.g. md.extxyz)")
     md.set_defaults(run=_md)
 
     demo = commands.add_parser("demo", help="generate, train, evaluate and run MD end to end")
     demo.add_argument("--out", default="demo_out")
-    demo.add_argument("--structures", type=int, default=300)
-    demo.add_argument("--train-seconds", type=float, default=240.0)
-    demo.add_argument("--md-steps", type=int, default=500)
+    demo.add_argument("--structures", type=COUNT, default=300)
+    demo.add_argument("--train-seconds", type=POSITIVE, default=240.0)
+    demo.add_argument("--md-steps", type=COUNT, default=500)
     demo.add_argument("--seed", type=int, default=0)
     demo.set_defaults(run=_demo)
 
@@ -334,7 +363,7 @@ def build_parser() -> argparse.ArgumentParser:
     clusters = commands.add_parser("cluster", help="cluster atomic environments or structures")
     clusters.add_argument("model", help="model file (.safetensors)")
     clusters.add_argument("data", help="structure file")
-    clusters.add_argument("--clusters", type=int, default=4)
+    clusters.add_argument("--clusters", type=COUNT, default=4)
     clusters.add_argument("--level", choices=["atom", "structure"], default="atom")
     clusters.add_argument("--method", choices=["kmeans", "gaussian_mixture"], default="kmeans")
     clusters.add_argument("--label-key", help="known labels (arrays or info) to score against")
@@ -347,7 +376,7 @@ def build_parser() -> argparse.ArgumentParser:
     anomaly.add_argument("model", help="model file (.safetensors)")
     anomaly.add_argument("data", nargs="+", help="structure files to score")
     anomaly.add_argument("--train", required=True, help="structures the model was trained on")
-    anomaly.add_argument("--k", type=int, default=5, help="nearest training environments")
+    anomaly.add_argument("--k", type=COUNT, default=5, help="nearest training environments")
     anomaly.add_argument("--out", help="CSV of per-structure scores")
     anomaly.add_argument("--plot", help="image of score histograms per file")
     anomaly.set_defaults(run=_anomaly)
@@ -357,7 +386,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.add_argument("structure", help="structure file (any format ASE reads)")
     check.add_argument("--index", default="-1", help="which frame of the file (ASE index)")
-    check.add_argument("--cutoff", type=float, help="graph cutoff in Å (default: the model's)")
+    check.add_argument("--cutoff", type=POSITIVE, help="graph cutoff in Å (default: the model's)")
     check.add_argument("--model", help="model file: adds the energy of a cutoff sweep")
     check.add_argument(
         "--sweep", type=float, nargs=3, metavar=("FROM", "TO", "COUNT"), help="sweep cutoffs, Å"
@@ -367,12 +396,31 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# What a user can cause: bad values or types in settings, files that are missing, unreadable or
+# in the way, missing optional packages. Anything else is a bug and keeps its traceback.
+USER_ERRORS = (ValueError, TypeError, OSError, KeyError, ImportError)
+
+
+def _one_line(error: BaseException) -> str:
+    """The message of a user error, on one line."""
+    if isinstance(error, OSError) and error.strerror and error.filename:
+        return f"{error.strerror}: {error.filename}"
+    text = str(error.args[0]) if isinstance(error, KeyError) and error.args else str(error)
+    return " ".join(text.split()) or type(error).__name__
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``ase-gnn`` console script."""
+    """Entry point of the ``ase-gnn`` console script.
+
+    Returns 0 on success and 2 for a user error (see :data:`USER_ERRORS`), printed as one line
+    ``ase-gnn: error: ...``; ``--traceback`` shows the full traceback instead.
+    """
     args = build_parser().parse_args(argv)
     try:
         args.run(args)
-    except (ValueError, FileNotFoundError) as error:
-        print(f"ase-gnn: error: {error}", file=sys.stderr)
+    except USER_ERRORS as error:
+        if args.traceback:
+            raise
+        print(f"ase-gnn: error: {_one_line(error)}", file=sys.stderr)
         return 2
     return 0

@@ -199,6 +199,7 @@ def load_model(
         tensor must exist in the model the config builds, with its shape and the header's dtype,
         and hold finite values; the reference energies must equal the header's copy.
     """
+    device = resolve_device(device)
     metadata = read_metadata(path)
     saved_dtype = _DTYPES.get(metadata["dtype"])
     if saved_dtype is None:
@@ -319,6 +320,25 @@ def check_model_dtype(model: nn.Module) -> torch.dtype:
 def _dtype_name(dtype: torch.dtype) -> str:
     """``"float32"`` for ``torch.float32``."""
     return str(dtype).removeprefix("torch.")
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """``torch.device(device)``, or ``ValueError`` for a malformed name or an absent accelerator.
+
+    Torch itself fails late and unclearly (an ``AssertionError`` "Torch not compiled with CUDA
+    enabled" at the first tensor); this fails where the device is chosen.
+    """
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError) as error:
+        raise ValueError(f"unknown device {device!r}: {error}") from error
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} was requested but this torch has no usable CUDA")
+    if resolved.type == "cuda" and (resolved.index or 0) >= torch.cuda.device_count():
+        raise ValueError(
+            f"device {device!r} was requested but only {torch.cuda.device_count()} GPUs are visible"
+        )
+    return resolved
 
 
 def resolve_dtype(dtype: torch.dtype | str) -> torch.dtype:

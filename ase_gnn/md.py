@@ -45,9 +45,18 @@ class NVETrajectory:
     temperature: list[float] = field(default_factory=list)
 
     def drift_per_atom(self) -> float:
-        """Linear drift of the total energy, meV/atom/ps (slope of a least-squares line)."""
+        """Linear drift of the total energy, meV/atom/ps (slope of a least-squares line).
+
+        Raises
+        ------
+        ValueError
+            With fewer than two frames, where no slope exists (run longer or record more often).
+        """
         if len(self.time_fs) < 2:
-            return 0.0
+            raise ValueError(
+                f"an energy drift needs two or more frames, the trajectory has {len(self.time_fs)}"
+                " (run more steps or lower the recording interval)"
+            )
         num_atoms = len(self.frames[0])
         slope = np.polyfit(np.asarray(self.time_fs) / 1000.0, self.total_energy, 1)[0]
         return float(1000.0 * slope / num_atoms)
@@ -94,6 +103,13 @@ def run_nve(
     NVETrajectory
         Recorded frames and energies.
     """
+    for name, value in (("steps", steps), ("interval", interval)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise ValueError(f"{name} must be an integer of at least 1, got {value!r}")
+    if not (np.isfinite(timestep_fs) and timestep_fs > 0):
+        raise ValueError(f"timestep_fs must be a positive number of fs, got {timestep_fs}")
+    if not (np.isfinite(temperature_K) and temperature_K >= 0):
+        raise ValueError(f"temperature_K must be a non-negative number of K, got {temperature_K}")
     atoms = atoms.copy()
     atoms.calc = calculator
     thermalize_momenta(atoms, temperature_K, rng=np.random.default_rng(seed))

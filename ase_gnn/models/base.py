@@ -43,6 +43,23 @@ def register(cls: M) -> M:
     return cls
 
 
+def check_sizes(architecture: str, **sizes: int) -> None:
+    """Raise ``ValueError`` naming the first layer size (channels, layers, basis) below 1.
+
+    Parameters
+    ----------
+    architecture
+        Name used in the message.
+    **sizes
+        Hyperparameter name → value; each must be an integer of at least 1.
+    """
+    for name, value in sizes.items():
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise ValueError(
+                f"{architecture}: {name} must be an integer of at least 1, got {value!r}"
+            )
+
+
 def to_atomic_numbers(species: Sequence[str | int]) -> tuple[int, ...]:
     """Turn element symbols or atomic numbers into a tuple of unique atomic numbers, in order.
 
@@ -112,8 +129,8 @@ class EnergyModel(nn.Module, ABC):
         atomic_energies: Mapping[str, float] | Sequence[float] | None = None,
     ) -> None:
         super().__init__()
-        if not cutoff > 0:
-            raise ValueError(f"cutoff must be positive, got {cutoff}")
+        if not 0 < cutoff < float("inf"):
+            raise ValueError(f"cutoff must be a positive finite number of Å, got {cutoff}")
         if readout not in READOUTS:
             raise ValueError(f"unknown readout {readout!r}; choose one of {READOUTS}")
         self.species: tuple[int, ...] = to_atomic_numbers(species)

@@ -41,7 +41,7 @@ from e3nn.nn import FullyConnectedNet, Gate
 from torch import Tensor
 
 from ase_gnn.graph import AtomicGraph, edge_vectors
-from ase_gnn.models.base import EnergyModel, Readout, register
+from ase_gnn.models.base import EnergyModel, Readout, check_sizes, register
 from ase_gnn.nn.embedding import SpeciesEmbedding
 from ase_gnn.nn.message_passing import Aggregation, MessagePassing
 from ase_gnn.nn.mlp import MLP, xavier_init_
@@ -243,6 +243,7 @@ class NequIP(EnergyModel):
     ) -> None:
         super().__init__(species, cutoff, readout, atomic_energies)
         _check_arguments(num_layers, num_features, l_max, aggregation, avg_num_neighbors)
+        check_sizes("NequIP", num_radial=num_radial, radial_hidden=radial_hidden)
         self._hyperparameters: dict[str, Any] = {
             "num_layers": num_layers,
             "num_features": num_features,

@@ -9,7 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from ase_gnn.graph import AtomicGraph, edge_pairs, edge_vectors
-from ase_gnn.models.base import EnergyModel, Readout, register
+from ase_gnn.models.base import EnergyModel, Readout, check_sizes, register
 from ase_gnn.nn.embedding import SpeciesEmbedding
 from ase_gnn.nn.message_passing import Aggregation, MessagePassing
 from ase_gnn.nn.mlp import MLP, xavier_init_
@@ -113,6 +113,13 @@ class SchNet(EnergyModel):
     ) -> None:
         super().__init__(species, cutoff, readout, atomic_energies)
         num_filters = hidden_channels if num_filters is None else num_filters
+        check_sizes(
+            "SchNet",
+            hidden_channels=hidden_channels,
+            num_filters=num_filters,
+            num_interactions=num_interactions,
+            num_radial=num_radial,
+        )
         self._hyperparameters: dict[str, Any] = {
             "hidden_channels": hidden_channels,
             "num_filters": num_filters,

@@ -24,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import inspect
+import math
 import os
 import tomllib
 import types
@@ -32,6 +33,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from ase_gnn.io import resolve_device
 from ase_gnn.models.base import ARCHITECTURES
 
 
@@ -343,12 +345,16 @@ def _validate(config: TrainConfig) -> None:
         )
     if not config.data.train:
         raise ValueError("[data] train must name a data file")
-    for name in ("valid_fraction", "test_fraction"):
-        fraction = getattr(config.data, name)
-        if not 0 <= fraction < 1:
-            raise ValueError(f"[data] {name} must lie in [0, 1), got {fraction}")
-    if config.run.batch_size < 1 or config.run.epochs < 1:
-        raise ValueError("[run] batch_size and epochs must be at least 1")
+    _check_numbers(config)
+    resolve_device(config.run.device)  # a malformed name, or CUDA on a machine without it
+    data = config.data
+    if not (data.valid or data.test) and data.valid_fraction + data.test_fraction >= 1:
+        raise ValueError("[data] valid_fraction + test_fraction must be below 1 (nothing to train)")
+    if isinstance(model.atomic_energies, Mapping):
+        for symbol, energy in model.atomic_energies.items():
+            if isinstance(energy, bool) or not isinstance(energy, (int, float)):
+                raise TypeError(f"[model.atomic_energies] {symbol} must be a number of eV")
+            _check_number(f"[model.atomic_energies] {symbol}", energy)
     names = [head.name for head in config.heads]
     for head in config.heads:
         if not head.name.isidentifier() or head.name == "energy":
@@ -357,8 +363,78 @@ def _validate(config: TrainConfig) -> None:
             )
         if names.count(head.name) > 1:
             raise ValueError(f"[[heads]] name {head.name!r} is used twice")
+        _check_number(f"[[heads]] {head.name}: weight", head.weight, "at least 0", lambda v: v >= 0)
+        for key in ("num_outputs", "hidden"):
+            _check_number(
+                f"[[heads]] {head.name}: {key}", getattr(head, key), "at least 1", lambda v: v >= 1
+            )
         if head.task == "classification" and len(set(head.classes)) < 2:
             raise ValueError(f"[[heads]] {head.name}: classification needs two or more classes")
+
+
+# Every numeric setting must be finite (a NaN loss weight or learning rate would train an all-NaN
+# model) and lie in its range; "section.key" names below, checked by _check_number.
+_POSITIVE = (
+    "model.cutoff",
+    "loss.huber_delta",
+    "loss.switch_learning_rate",
+    "optimizer.learning_rate",
+    "optimizer.gradient_clip",
+    "schedule.factor",
+    "run.time_budget",
+)
+_NON_NEGATIVE = (
+    "loss.energy_weight",
+    "loss.forces_weight",
+    "loss.stress_weight",
+    "loss.switch_epoch",
+    "loss.switch_energy_weight",
+    "loss.switch_forces_weight",
+    "loss.switch_stress_weight",
+    "optimizer.weight_decay",
+    "schedule.patience",
+    "schedule.warmup_epochs",
+    "schedule.min_learning_rate",
+)
+_BELOW_ONE = (
+    "data.valid_fraction",
+    "data.test_fraction",
+    "optimizer.momentum",
+    "optimizer.ema_decay",
+    "schedule.factor",
+)
+_COUNTS = (
+    "schedule.step_size",
+    "run.epochs",
+    "run.batch_size",
+    "run.eval_batch_size",
+    "run.early_stopping_patience",
+    "run.checkpoint_every",
+)
+_RULES: tuple[tuple[str, Any, tuple[str, ...]], ...] = (
+    ("greater than 0", lambda v: v > 0, _POSITIVE),
+    ("at least 0", lambda v: v >= 0, _NON_NEGATIVE + _BELOW_ONE),
+    ("below 1", lambda v: v < 1, _BELOW_ONE),
+    ("at least 1", lambda v: v >= 1, _COUNTS),
+)
+
+
+def _check_number(where: str, value: float, requirement: str = "", holds: Any = None) -> None:
+    """``ValueError`` naming ``where`` if ``value`` is not finite or ``holds(value)`` is false."""
+    if not math.isfinite(value):
+        raise ValueError(f"{where} must be a finite number, got {value}")
+    if holds is not None and not holds(value):
+        raise ValueError(f"{where} must be {requirement}, got {value}")
+
+
+def _check_numbers(config: TrainConfig) -> None:
+    """Apply :data:`_RULES` to every setting they name (unset optional settings are skipped)."""
+    for requirement, holds, names in _RULES:
+        for name in names:
+            section, key = name.split(".")
+            value = getattr(getattr(config, section), key)
+            if value is not None:
+                _check_number(f"[{section}] {key}", value, requirement, holds)
 
 
 def _parse_value(text: str) -> Any:

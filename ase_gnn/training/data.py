@@ -10,6 +10,8 @@ import ase.io
 import numpy as np
 import torch
 from ase import Atoms
+from ase.io.bundletrajectory import BundleTrajectory
+from ase.io.formats import UnknownFileTypeError
 from ase.stress import voigt_6_to_full_3x3_stress
 from torch import Tensor
 
@@ -128,22 +130,38 @@ def labels_from_atoms(atoms: Atoms, keys: LabelKeys | None = None, where: str = 
     )
 
 
-def read_structures(path: str | os.PathLike[str]) -> list[Atoms]:
-    """Read every structure of an ASE-readable file (extxyz, traj, ASE ``.db``, ...).
+def read_structures(path: str | os.PathLike[str], index: str = ":") -> list[Atoms]:
+    """Read the structures of an ASE-readable file (extxyz, traj, ASE ``.db``, ...).
+
+    Parameters
+    ----------
+    path
+        The file.
+    index
+        Which frames, as ASE's ``index`` (``":"`` all, ``"-1"`` the last, ``"2:10"``).
 
     Raises
     ------
     FileNotFoundError
         If the file does not exist.
     ValueError
-        If it holds no structure.
+        If it is a folder, cannot be parsed, holds no structure or has no frame ``index``.
     """
     if not os.path.exists(path):
         raise FileNotFoundError(f"no data file at {path}")
-    structures = ase.io.read(os.fspath(path), index=":")
-    if not isinstance(structures, list) or len(structures) == 0:
-        raise ValueError(f"{path} holds no structures")
-    return structures
+    if os.path.isdir(path) and not BundleTrajectory.is_bundle(os.fspath(path)):
+        raise ValueError(f"{path} is a folder, not a structure file")
+    try:
+        structures = ase.io.read(os.fspath(path), index=index)
+    except (StopIteration, IndexError) as error:
+        raise ValueError(f"{path} has no frame {index!r}") from error
+    except (OSError, UnknownFileTypeError, TypeError, ValueError) as error:
+        raise ValueError(f"cannot read structures from {path}: {error}") from error
+    if isinstance(structures, Atoms):
+        structures = [structures]
+    if not structures:
+        raise ValueError(f"{path} holds no structures (index {index!r})")
+    return list(structures)
 
 
 class GraphDataset(torch.utils.data.Dataset[tuple[AtomicGraph, Labels]]):
