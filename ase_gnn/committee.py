@@ -17,9 +17,9 @@ import torch
 from ase import Atoms
 from ase.calculators.calculator import Calculator, all_changes
 
-from ase_gnn.calculator import GNNCalculator, check_finite, has_stress, to_ase_results
+from ase_gnn.calculator import GNNCalculator, check_finite, to_ase_results
 from ase_gnn.forces import predict
-from ase_gnn.graph import AtomicGraph
+from ase_gnn.graph import AtomicGraph, has_stress
 from ase_gnn.models.base import EnergyModel
 from ase_gnn.neighbors import graph_from_atoms
 from ase_gnn.nn.embedding import check_species
