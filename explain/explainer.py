@@ -174,6 +174,13 @@ class Explainer:
     def _explain_one(self, structure: Atoms | AtomicGraph) -> Attribution:
         if isinstance(structure, AtomicGraph):
             graph, atoms = structure, _atoms_of(structure)
+            expected = self.graph(atoms).num_edges
+            if graph.num_edges != expected:
+                raise ValueError(
+                    f"the graph has {graph.num_edges} edges, but the model's cutoff of "
+                    f"{self.model.cutoff} Å gives {expected}: build it with "
+                    "graph_from_atoms(atoms, model.cutoff) or pass the ase.Atoms"
+                )
         else:
             graph, atoms = self.graph(structure), structure.copy()
             atoms.calc = None

@@ -27,6 +27,7 @@ change; each direction then gets half of the bond's score.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -81,11 +82,21 @@ Runner = Callable[[Call], "tuple[Tensor, float | None]"]
 
 
 @contextmanager
-def seeded(seed: int) -> Iterator[None]:
-    """Seed torch's CPU and numpy's global generators; restore both afterwards."""
+def seeded(seed: int, device: torch.device | None = None) -> Iterator[None]:
+    """Seed torch's CPU generator, numpy's global one and that of a CUDA ``device``; restore all.
+
+    Captum draws from torch's global generators on the inputs' device and from numpy's global
+    one; forking them keeps the caller's random streams as they were.
+    """
     numpy_state = np.random.get_state()  # noqa: NPY002 - saved to be restored
-    with torch.random.fork_rng(devices=[]):
+    devices: list[int] = []
+    if device is not None and device.type == "cuda":
+        devices = [torch.cuda.current_device() if device.index is None else device.index]
+    with torch.random.fork_rng(devices=devices):
         torch.default_generator.manual_seed(seed)
+        for index in devices:
+            with torch.cuda.device(index):
+                torch.cuda.manual_seed(seed)
         np.random.seed(seed)  # noqa: NPY002 - Captum draws from numpy's global generator
         try:
             yield
@@ -134,7 +145,7 @@ def _gradient_shap(call: Call) -> tuple[Tensor, float | None]:
     # drawn in chunks of batch_size and the chunk means averaged (the same estimator).
     total, drawn = torch.zeros_like(call.inputs), 0
     explainer = GradientShap(call.forward)
-    with seeded(call.options["seed"]):
+    with seeded(call.options["seed"], call.inputs.device):
         while drawn < call.options["n_samples"]:
             chunk = min(call.batch_size, call.options["n_samples"] - drawn)
             part = explainer.attribute(
@@ -155,7 +166,12 @@ def _feature_ablation(call: Call) -> tuple[Tensor, float | None]:
 
 
 def _shapley(call: Call) -> tuple[Tensor, float | None]:
-    with seeded(call.options["seed"]):
+    if call.inputs.shape[-1] == 0:
+        raise ValueError(
+            "shapley_value_sampling has nothing to permute: the structure has no edges within "
+            "the model's cutoff (every atom is isolated, so the energy is the sum of E0)"
+        )
+    with seeded(call.options["seed"], call.inputs.device):
         attributions = ShapleyValueSampling(call.forward).attribute(
             call.inputs,
             baselines=call.baseline[:1],
@@ -272,6 +288,16 @@ def deeplift_blockers(model: nn.Module) -> list[str]:
     return sorted(blockers)
 
 
+#: Quadratures of Integrated Gradients (Captum's ``method``).
+INTEGRATIONS = (
+    "gausslegendre",
+    "riemann_trapezoid",
+    "riemann_middle",
+    "riemann_left",
+    "riemann_right",
+)
+
+
 def check_options(method: Method, options: Mapping[str, Any]) -> dict[str, Any]:
     """Defaults updated by ``options``; ``TypeError`` naming unknown options."""
     unknown = sorted(set(options) - set(method.defaults))
@@ -280,8 +306,15 @@ def check_options(method: Method, options: Mapping[str, Any]) -> dict[str, Any]:
         raise TypeError(f"{method.name} has no option {unknown}; it accepts: {accepted}")
     merged = {**method.defaults, **options}
     for key in ("n_steps", "n_samples", "epochs"):
-        if key in merged and (not isinstance(merged[key], int) or merged[key] < 1):
-            raise ValueError(f"{key} must be a positive integer, got {merged[key]!r}")
+        value = merged.get(key, 1)
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+            raise ValueError(f"{key} must be a positive integer, got {value!r}")
+        if key in merged:
+            merged[key] = int(value)
+    if merged.get("integration", INTEGRATIONS[0]) not in INTEGRATIONS:
+        raise ValueError(
+            f"unknown integration {merged['integration']!r}; choose one of {INTEGRATIONS}"
+        )
     if "learning_rate" in merged and not math.isfinite(merged["learning_rate"]):
         raise ValueError("learning_rate must be finite")
     return merged

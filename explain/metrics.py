@@ -26,6 +26,7 @@ change), not the largest |score|: signed contributions of opposite sign would ca
 from __future__ import annotations
 
 import copy
+import numbers
 from dataclasses import dataclass
 
 import numpy as np
@@ -139,6 +140,8 @@ def fidelity(explainer: Explainer, attribution: Attribution, k: int = 10) -> Fid
     Fidelity
         |f(x) − f(x \\ top k)| and |f(x) − f(top k only)|, and both divided by the atom count.
     """
+    if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1:
+        raise ValueError(f"k must be a positive integer (bonds or atoms to keep), got {k!r}")
     forward, inputs, baseline, group, group_scores = _setup(explainer, attribution)
     top = torch.as_tensor(
         np.isin(group, _ranked(group_scores, attribution)[:k]), device=inputs.device
@@ -221,19 +224,23 @@ def infidelity(
     forward, inputs, baseline, _, _ = _setup(explainer, attribution)
     scores = torch.as_tensor(attribution.scores, dtype=inputs.dtype, device=inputs.device)[None]
 
+    # A local CPU generator: the same removals on every device, and no global stream touched.
+    generator = torch.Generator().manual_seed(seed)
+
     def perturb(gates: Tensor) -> tuple[Tensor, Tensor]:
-        drop = torch.rand(gates.shape, device=gates.device) < drop_fraction
+        uniform = torch.rand(gates.shape, generator=generator, dtype=gates.dtype)
+        drop = uniform.to(gates.device) < drop_fraction
         perturbed = torch.where(drop, baseline, gates)
         return gates - perturbed, perturbed
 
-    with seeded(seed), torch.enable_grad():
+    with torch.enable_grad():
         value = captum_infidelity(
             forward.evaluate,
             perturb,
             inputs,
             scores,
             n_perturb_samples=n_perturb_samples,
-            max_examples_per_batch=explainer.internal_batch_size,
+            max_examples_per_batch=min(explainer.internal_batch_size, n_perturb_samples),
         )
     return float(value.sum())
 
@@ -271,7 +278,7 @@ def sensitivity(
             scores, _ = spec.run(call)
         return (scores.detach(),)
 
-    with seeded(seed):
+    with seeded(seed, inputs.device):
         value = sensitivity_max(
             explanation,
             inputs,
@@ -306,7 +313,7 @@ def randomization_check(explainer: Explainer, atoms: Atoms, seed: int = 0) -> fl
     explanations reflect what the model learned gives a low correlation.
     """
     model = copy.deepcopy(explainer.model)
-    with seeded(seed), torch.no_grad():
+    with seeded(seed, model.device), torch.no_grad():
         reset: set[int] = set()
         for module in model.modules():
             reset_parameters = getattr(module, "reset_parameters", None)

@@ -15,6 +15,7 @@ differentiated with respect to positions.
 
 from __future__ import annotations
 
+import numbers
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Protocol, cast
@@ -73,6 +74,8 @@ class _WithHeads(Protocol):
 
 
 def _check_atom(atom: int, graph: AtomicGraph, what: str) -> None:
+    if isinstance(atom, bool) or not isinstance(atom, numbers.Integral):
+        raise TypeError(f"{what}: the atom index must be an integer, got {atom!r}")
     if not 0 <= atom < graph.num_atoms:
         raise ValueError(f"{what} of atom {atom}, but the structure has {graph.num_atoms} atoms")
 
@@ -142,13 +145,15 @@ class ForceComponent(Target):
 
     def unit_vector(self) -> tuple[float, float, float]:
         """The direction u as a unit 3-vector."""
-        if isinstance(self.direction, int):
+        if isinstance(self.direction, bool):
+            raise TypeError(f"direction must be 0, 1, 2 or a 3-vector, got {self.direction}")
+        if isinstance(self.direction, numbers.Integral):
             if self.direction not in (0, 1, 2):
                 raise ValueError(f"direction must be 0, 1, 2 or a 3-vector, got {self.direction}")
-            return tuple(float(k == self.direction) for k in range(3))  # type: ignore[return-value]  # length 3
+            return tuple(float(k == self.direction) for k in range(3))
         vector = torch.tensor(self.direction, dtype=torch.float64)
-        if vector.shape != (3,) or not bool(vector.norm() > 0):
-            raise ValueError(f"direction must be a non-zero 3-vector, got {self.direction}")
+        if vector.shape != (3,) or not bool(torch.isfinite(vector).all() & (vector.norm() > 0)):
+            raise ValueError(f"direction must be a finite non-zero 3-vector, got {self.direction}")
         x, y, z = (vector / vector.norm()).tolist()
         return x, y, z
 
