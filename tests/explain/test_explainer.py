@@ -49,9 +49,21 @@ def test_integrated_gradients_are_complete_against_isolated_atoms(model, atoms, 
             calc.get_potential_energy(atoms), abs=1e-10
         )
         assert attribution.baseline_value == pytest.approx(-3.0 * 3 - 2.5, abs=1e-12)  # Σ E0
+    if isinstance(target, EnergyPerAtom):
+        energy = calc.get_potential_energy(atoms)
+        assert attribution.target_value == pytest.approx(energy / len(atoms), abs=1e-10)
+        assert attribution.baseline_value == pytest.approx((-3.0 * 3 - 2.5) / 4, abs=1e-12)
+    if isinstance(target, LocalEnergy):
+        local = calc.get_potential_energies(atoms)[1]
+        assert attribution.target_value == pytest.approx(local, abs=1e-10)
+        assert attribution.baseline_value == pytest.approx(-3.0, abs=1e-12)  # E0 of Cu
     if isinstance(target, ForceComponent):
         assert attribution.target_value == pytest.approx(calc.get_forces(atoms)[2, 0], abs=1e-10)
         assert attribution.baseline_value == 0.0  # isolated atoms feel no force
+    if isinstance(target, StressComponent):
+        xy = calc.get_stress(atoms)[5]  # Voigt order xx, yy, zz, yz, xz, xy
+        assert attribution.target_value == pytest.approx(xy, abs=1e-10)
+        assert attribution.baseline_value == pytest.approx(0.0, abs=1e-12)
     assert abs(attribution.completeness_gap) < 1e-6
     assert attribution.convergence_delta is not None and attribution.convergence_delta < 1e-6
 
@@ -67,8 +79,23 @@ def test_edge_level_shapes_and_node_split(model, atoms):
         attribution.edge.sum()
     )
     assert lengths.max() < model.cutoff
-    bands = attribution.by_distance([0, 2, 3, 4])
-    assert sum(bands.values()) == pytest.approx(attribution.edge.sum())
+    bands = attribution.by_distance([0, 2.6, 3, 4])
+    limits = [(0, 2.6), (2.6, 3), (3, 4)]
+    assert len(bands) == 3
+    for value, (low, high) in zip(bands.values(), limits):
+        inside = (lengths >= low) & (lengths < high)
+        assert value == pytest.approx(bond_scores[inside].sum(), abs=1e-12)
+
+
+def test_edge_scores_are_split_half_to_each_atom_of_a_bond(model):
+    """A chain A-B-C with A-C beyond the cutoff: A holds half of bond AB, B half of AB and BC."""
+    chain = Atoms("CuCuAg", positions=[[0, 0, 0], [2.5, 0, 0], [5.2, 0, 0]])
+    attribution = Explainer(model).explain(chain)
+    edges, bond_scores, lengths = attribution.bonds()
+    assert len(edges) == 2
+    ab, bc = (bond_scores[np.argmin(np.abs(lengths - d))] for d in (2.5, 2.7))
+    assert ab != pytest.approx(bc)
+    assert attribution.node == pytest.approx([ab / 2, (ab + bc) / 2, bc / 2], abs=1e-12)
 
 
 def test_atom_gate_zero_moves_the_atom_away(model, atoms):
