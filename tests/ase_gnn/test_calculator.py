@@ -87,9 +87,19 @@ def test_cache_is_invalidated_by_any_change(cu_model) -> None:
     atoms.calc = GNNCalculator(cu_model, dtype="float64")
     energy = atoms.get_potential_energy()
     assert atoms.calc.get_property("energy", atoms, allow_calculation=False) == energy
-    atoms.positions[0, 0] += 1e-3
-    assert atoms.calc.get_property("energy", atoms, allow_calculation=False) is None
-    assert atoms.get_potential_energy() != energy
+    changes = [
+        lambda a: a.positions.__setitem__((0, 0), a.positions[0, 0] + 1e-3),
+        lambda a: a.set_cell(a.cell * 1.001, scale_atoms=False),
+        lambda a: a.set_pbc([True, True, False]),
+        lambda a: a.set_atomic_numbers([29] * (len(a) - 1) + [29]),  # same numbers: no change
+    ]
+    for change, invalidates in zip(changes, (True, True, True, False)):
+        change(atoms)
+        cached = atoms.calc.get_property("energy", atoms, allow_calculation=False)
+        assert (cached is None) == invalidates
+        new = atoms.get_potential_energy()
+        assert (new != energy) == invalidates
+        energy = new
 
 
 def test_ambient_default_dtype_and_environment_are_never_changed(cu_model) -> None:

@@ -6,6 +6,7 @@ import json
 import pickle
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from ase.build import bulk
@@ -51,12 +52,20 @@ def test_dtype_conversion_on_load(tmp_path: Path, saved_dtype, load_dtype) -> No
     assert abs(atoms.get_potential_energy() - reference) < tol * abs(reference)
 
 
-def test_calculator_accepts_a_model_path(saved: Path) -> None:
+def test_calculator_accepts_a_model_path(tmp_path: Path) -> None:
+    model = tiny_model("SchNet", ["Cu", "Ag"]).double()
+    path = tmp_path / "model.safetensors"
+    save_model(model, path)
     atoms = bulk("Cu", cubic=True)
-    atoms.calc = GNNCalculator(saved)
-    from_path = atoms.get_potential_energy()
-    atoms.calc = GNNCalculator.from_file(saved)
-    assert atoms.get_potential_energy() == from_path
+    atoms.rattle(0.05, seed=2)
+    atoms.symbols[1] = "Ag"
+    atoms.calc = GNNCalculator(model)
+    energy, forces = atoms.get_potential_energy(), atoms.get_forces()
+    assert abs(energy) > 1e-3  # the model predicts something the file must reproduce
+    for calc in (GNNCalculator(path), GNNCalculator.from_file(path)):
+        atoms.calc = calc
+        assert atoms.get_potential_energy() == pytest.approx(energy, abs=1e-12)
+        np.testing.assert_allclose(atoms.get_forces(), forces, atol=1e-12)
 
 
 class _Payload:
