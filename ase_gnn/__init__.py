@@ -3,7 +3,8 @@
 Public API::
 
     AtomicGraph, batch_graphs, edge_vectors      atomic graphs (ase_gnn.graph)
-    edge_pairs, has_stress, stress_mask          reverse edges; which structures have a stress
+    edge_pairs, reverse_edges                    edges matched with their reverses
+    has_stress, stress_mask                      which structures have a stress
     graph_from_atoms                             neighbor lists (ase_gnn.neighbors)
     EnergyModel, SchNet, NequIP, ARCHITECTURES   potentials (ase_gnn.models)
     predict, Prediction                          energy, forces, stress (ase_gnn.forces)
@@ -29,6 +30,7 @@ from ase_gnn.graph import (
     edge_pairs,
     edge_vectors,
     has_stress,
+    reverse_edges,
     stress_mask,
     unbatch,
 )
@@ -72,6 +74,7 @@ __all__ = [
     "predict",
     "read_metadata",
     "relax",
+    "reverse_edges",
     "save_model",
     "stress_mask",
     "to_ase_results",

@@ -138,6 +138,49 @@ def edge_vectors(graph: AtomicGraph) -> Tensor:
     return vectors + torch.bmm(graph.edge_shift.unsqueeze(1), edge_cell).squeeze(1)
 
 
+def reverse_edges(edge_index: Tensor, edge_shift: Tensor) -> Tensor:
+    """Index of the reverse of every edge: i → j with shift S ↔ j → i with shift −S.
+
+    The one implementation of reverse-edge matching (:func:`edge_pairs`, and the bonds of
+    ``explain`` attributions, use it).
+
+    Parameters
+    ----------
+    edge_index
+        ``[2, E]`` long, centre and neighbour of every edge.
+    edge_shift
+        ``[E, 3]`` integer cell offsets (any dtype holding integers).
+
+    Returns
+    -------
+    Tensor
+        ``[E]`` long: the reverse edge of every edge, or −1 where the graph lacks it (a graph
+        from :func:`~ase_gnn.neighbors.graph_from_atoms` has every reverse).
+    """
+    num_edges = edge_index.shape[1]
+    if num_edges == 0:
+        return torch.empty(0, dtype=torch.long, device=edge_index.device)
+    center, neighbor = edge_index
+    shift = edge_shift.round().long()
+    # Encode (i, j, S) as one integer; digits of S lie in [0, base), so −S has code base³−1−code.
+    span = int(shift.abs().max())
+    base = 2 * span + 1
+    num_atoms = int(edge_index.max()) + 1
+    if num_atoms**2 * base**3 < 2**62:
+        code = ((shift[:, 0] + span) * base + shift[:, 1] + span) * base + shift[:, 2] + span
+        key = (center * num_atoms + neighbor) * base**3 + code
+        reverse_key = (neighbor * num_atoms + center) * base**3 + (base**3 - 1 - code)
+    else:  # the code would overflow int64: number the distinct (i, j, S) rows instead
+        rows = torch.cat([torch.stack([center, neighbor], 1), shift], 1)
+        flipped = torch.cat([torch.stack([neighbor, center], 1), -shift], 1)
+        ids = torch.unique(torch.cat([rows, flipped]), dim=0, return_inverse=True)[1]
+        key, reverse_key = ids[:num_edges], ids[num_edges:]
+    sorted_key, order = key.sort()
+    position = torch.searchsorted(sorted_key, reverse_key).clamp(max=num_edges - 1)
+    found = sorted_key.index_select(0, position) == reverse_key
+    return torch.where(found, order.index_select(0, position), -1)
+
+
 def edge_pairs(graph: AtomicGraph) -> tuple[Tensor, Tensor]:
     """Pair every edge i → j (shift S) with its reverse j → i (shift −S), which has the same length.
 
@@ -153,34 +196,16 @@ def edge_pairs(graph: AtomicGraph) -> tuple[Tensor, Tensor]:
     Returns
     -------
     first : Tensor
-        ``[P]`` long, one edge of every pair, in increasing order.
+        ``[P]`` long, one edge of every pair (the lower index), in increasing order.
     pair : Tensor
         ``[E]`` long, the pair of every edge: ``first[pair[e]]`` is e or its reverse.
     """
-    center, neighbor = graph.edge_index
-    shift = graph.edge_shift.round().long()
-    # Encode (i, j, S) as one integer key; digits of S lie in [0, base), so −S has code
-    # base³ − 1 − code(S).
-    span = int(shift.abs().max()) if graph.num_edges else 0
-    base = 2 * span + 1
-    num_atoms = graph.num_atoms
-    if num_atoms**2 * base**3 >= 2**62:  # the key would overflow: every edge alone
-        every = torch.arange(graph.num_edges, device=center.device)
-        return every, every
-    code = ((shift[:, 0] + span) * base + shift[:, 1] + span) * base + shift[:, 2] + span
-    key = (center * num_atoms + neighbor) * base**3 + code
-    reverse_key = (neighbor * num_atoms + center) * base**3 + (base**3 - 1 - code)
-    sorted_key, order = key.sort()
-    sorted_reverse, reverse_order = reverse_key.sort()
-    if torch.equal(sorted_key, sorted_reverse):  # every edge has its reverse (the usual case)
-        reverse = torch.empty_like(order).index_copy_(0, reverse_order, order)
-        is_first = key <= reverse_key  # equal: an edge that is its own reverse
-    else:
-        position = torch.searchsorted(sorted_key, reverse_key).clamp(max=graph.num_edges - 1)
-        reverse = order.index_select(0, position)  # the reverse edge, where there is one
-        is_first = (sorted_key.index_select(0, position) != reverse_key) | (key <= reverse_key)
+    reverse = reverse_edges(graph.edge_index, graph.edge_shift)
+    index = torch.arange(graph.num_edges, device=reverse.device)
+    is_first = (reverse < 0) | (index <= reverse)
     slot = torch.cumsum(is_first, 0) - 1
-    return is_first.nonzero().squeeze(1), torch.where(is_first, slot, slot.index_select(0, reverse))
+    pair = torch.where(is_first, slot, slot.index_select(0, reverse.clamp(min=0)))
+    return is_first.nonzero().squeeze(1), pair
 
 
 def batch_graphs(graphs: Sequence[AtomicGraph]) -> AtomicGraph:

@@ -6,7 +6,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import torch
 from ase import Atoms
+
+from ase_gnn import reverse_edges as graph_reverse_edges
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -150,17 +153,17 @@ class Attribution:
 
 
 def reverse_edges(edge_index: np.ndarray, edge_shift: np.ndarray) -> np.ndarray:
-    """``[E]`` index of the reverse of every edge: i→j with shift s ↔ j→i with shift −s.
+    """``[E]`` index of the reverse of every edge (see :func:`ase_gnn.reverse_edges`).
 
     Raises
     ------
     ValueError
         If some edge has no reverse (the neighbor list is not symmetric).
     """
-    shift = np.rint(edge_shift).astype(np.int64)
-    keys = np.concatenate([edge_index.T, shift], axis=1)  # [E, 5]: i, j, shift
-    flipped = np.concatenate([edge_index[::-1].T, -shift], axis=1)
-    return match_rows(keys, flipped, "the neighbor list is not symmetric: some edge has no reverse")
+    reverse = graph_reverse_edges(torch.as_tensor(edge_index), torch.as_tensor(edge_shift))
+    if bool((reverse < 0).any()):
+        raise ValueError("the neighbor list is not symmetric: some edge has no reverse")
+    return reverse.numpy()
 
 
 def bond_ids(edge_index: np.ndarray, edge_shift: np.ndarray) -> np.ndarray:
