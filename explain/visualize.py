@@ -13,14 +13,13 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from explain.result import Attribution
-
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.colors import Normalize
     from matplotlib.figure import Figure
 
     from explain.metrics import Curves
+    from explain.result import Attribution
 
 Path = str | os.PathLike[str] | None
 
@@ -182,7 +181,7 @@ def plot_vs_distance(
         Optional ``(distances, energies)`` curve to draw beside them (e.g. a pair potential).
     """
     figure, ax = _figure(ax)
-    if isinstance(attributions, Attribution):
+    if not isinstance(attributions, Mapping):
         attributions = {attributions.method: attributions}
     for label, attribution in attributions.items():
         _, scores, lengths = attribution.bonds()
