@@ -13,7 +13,6 @@ import torch
 from ase import Atoms
 from ase.data import atomic_numbers
 
-from ase_gnn.graph import has_stress
 from ase_gnn.io import save_model
 from ase_gnn.models.base import ARCHITECTURES, EnergyModel
 from ase_gnn.nn.embedding import check_species
@@ -27,6 +26,7 @@ from ase_gnn.training.data import (
     read_structures,
     split,
 )
+from ase_gnn.training.loss import stress_label_mask
 from ase_gnn.training.trainer import History, Trainer, _world, evaluate
 
 logger = logging.getLogger(__name__)
@@ -183,18 +183,18 @@ def parity_plots(
         "stress components": ([], []),
     }
     for atoms in structures:
-        labels = labels_from_atoms(atoms, keys)
+        labels = labels_from_atoms(atoms, keys).to(model.device, model.dtype)
         graph = graph_from_atoms(atoms, model.cutoff, dtype=model.dtype, device=model.device)
-        stress = has_stress(atoms)
+        stress = bool(stress_label_mask(graph, labels))
         prediction = predict(model, graph, stress=stress)
         n = len(atoms)
         columns["energy per atom"][0].append(float(labels.energy) / n)
         columns["energy per atom"][1].append(float(prediction.energy) / n)
         assert prediction.forces is not None
-        columns["force components"][0].extend(labels.forces.ravel().tolist())
+        columns["force components"][0].extend(labels.forces.cpu().ravel().tolist())
         columns["force components"][1].extend(prediction.forces.cpu().ravel().tolist())
-        if stress and prediction.stress is not None and not labels.stress.isnan().any():
-            columns["stress components"][0].extend(labels.stress.ravel().tolist())
+        if stress and prediction.stress is not None:
+            columns["stress components"][0].extend(labels.stress.cpu().ravel().tolist())
             columns["stress components"][1].extend(prediction.stress.cpu().ravel().tolist())
     units = {"energy per atom": "eV/atom", "force components": "eV/Å", "stress components": "eV/Å³"}
     panels = {

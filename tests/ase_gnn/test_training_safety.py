@@ -1,0 +1,89 @@
+"""Training that stays correct on awkward data and settings: mixed crystals and molecules,
+stage two, the caller's random stream, honest progress and non-finite labels."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from ase import Atoms
+from ase.calculators.emt import EMT
+from ase.calculators.singlepoint import SinglePointCalculator
+
+from ase_gnn.generate import generate_emt
+from ase_gnn.testing import tiny_model
+from ase_gnn.training import GraphDataset, Trainer, config_from_dict, evaluate
+
+
+@pytest.fixture(scope="module")
+def crystals() -> list[Atoms]:
+    return generate_emt("Cu", 10, seed=5, progress=False)
+
+
+def _emt_labelled(atoms: Atoms, stress: bool) -> Atoms:
+    reference = atoms.copy()
+    reference.calc = EMT()
+    results = {
+        "energy": reference.get_potential_energy(),
+        "forces": reference.get_forces(),
+    }
+    if stress:  # EMT returns a stress for any rank-3 cell, even a non-periodic one
+        results["stress"] = reference.get_stress()
+    labelled = atoms.copy()
+    labelled.calc = SinglePointCalculator(labelled, **results)
+    return labelled
+
+
+def _molecules() -> list[Atoms]:
+    """Gas-phase Cu clusters: no cell at all, and one in a non-periodic box whose file (as some
+    codes write) carries a stress label although the structure has no stress."""
+    rng = np.random.default_rng(2)
+    out = []
+    for k in range(4):
+        positions = 2.5 * np.array([[0, 0, 0], [1, 0, 0], [0.5, 0.9, 0], [0.5, 0.3, 0.8]])
+        atoms = Atoms("Cu4", positions=positions + rng.normal(0.0, 0.05, (4, 3)))
+        if k == 3:
+            atoms.cell = [12.0, 12.0, 12.0]
+            atoms.center()
+        out.append(_emt_labelled(atoms, stress=k == 3))
+    return out
+
+
+def _config(tmp_path: Path, **sections) -> object:
+    values = {
+        "data": {"train": "unused"},
+        "run": {"out_dir": str(tmp_path), "epochs": 2, "batch_size": 4, "progress": False},
+    }
+    for name, section in sections.items():
+        values.setdefault(name, {}).update(section)
+    return config_from_dict(values)
+
+
+# -- item 3: stress on data mixing crystals and molecules -----------------------------------------
+def test_stress_training_on_crystals_and_molecules_gives_finite_losses(tmp_path, crystals) -> None:
+    mixed = crystals[:6] + _molecules()
+    config = _config(tmp_path, loss={"stress_weight": 10.0}, run={"epochs": 2, "batch_size": 10})
+    model = tiny_model("SchNet", ["Cu"])
+    history = Trainer(model, config).fit(mixed, crystals[6:] + _molecules()[:2])
+    assert all(math.isfinite(loss) for loss in history.train_loss)
+    assert all(math.isfinite(row["train_stress_rmse"]) for row in history.rows)
+    assert all(math.isfinite(row["valid_stress_rmse"]) for row in history.rows)
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+def test_stress_metrics_do_not_depend_on_the_evaluation_batch_size(crystals) -> None:
+    model = tiny_model("SchNet", ["Cu"]).double()
+    structures = crystals[:5] + _molecules() + crystals[5:]
+    dataset = GraphDataset(structures, model.cutoff, torch.float64)
+    one = evaluate(model, dataset, batch_size=1)
+    sixteen = evaluate(model, dataset, batch_size=16)
+    assert "stress_mae" in one and math.isfinite(one["stress_mae"])
+    assert one.keys() == sixteen.keys()
+    for key in one:
+        assert sixteen[key] == pytest.approx(one[key], rel=1e-12, abs=1e-15), key
+    # Only the crystals count: the molecule's stress label is not compared with anything.
+    crystal_only = evaluate(model, GraphDataset(crystals, model.cutoff, torch.float64), 16)
+    assert one["stress_mae"] == pytest.approx(crystal_only["stress_mae"], rel=1e-12)
