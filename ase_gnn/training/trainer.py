@@ -55,7 +55,9 @@ class History:
         One dict per epoch: ``epoch``, ``learning_rate``, ``train_loss``, ``seconds`` and
         ``{train,valid,test}_{energy,forces,stress}_{mae,rmse}`` (eV/atom, eV/Å, eV/Å³).
     best_epoch
-        Epoch whose (averaged) weights were kept: lowest validation loss.
+        Epoch whose (averaged) weights were kept: lowest validation loss, counted from
+        ``loss.switch_epoch`` on when a second stage is configured (its loss weights change
+        the scale of the loss, so stage one's best is not comparable).
     stopped
         Why the run ended: ``"epochs"``, ``"time_budget"`` or ``"early_stopping"``.
     """
@@ -402,6 +404,9 @@ class Trainer:
             if self.config.loss.switch_epoch == epoch:
                 for group in optimizer.param_groups:
                     group["lr"] = self.config.loss.switch_learning_rate
+                # The new weights change the scale of the validation loss: a stage-one best
+                # is not comparable, so stage two starts its own best model and patience.
+                best_loss, stale = math.inf, 0
             self.model.train()
             loss_sum, train_sums = 0.0, dict[str, float]()
             for batch in global_batches(len(train_set), run.batch_size, run.seed, epoch):

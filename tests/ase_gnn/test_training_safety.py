@@ -87,3 +87,36 @@ def test_stress_metrics_do_not_depend_on_the_evaluation_batch_size(crystals) -> 
     # Only the crystals count: the molecule's stress label is not compared with anything.
     crystal_only = evaluate(model, GraphDataset(crystals, model.cutoff, torch.float64), 16)
     assert one["stress_mae"] == pytest.approx(crystal_only["stress_mae"], rel=1e-12)
+
+
+# -- item 4: stage two keeps its own progress -----------------------------------------------------
+def test_final_model_comes_from_stage_two_when_stage_two_improves(tmp_path, crystals) -> None:
+    # Stage two weighs the loss 10⁶ times more, so its validation losses are never below stage
+    # one's unless the best loss is reset at the switch.
+    loss = {
+        "energy_weight": 1e-3,
+        "forces_weight": 1e-3,
+        "switch_epoch": 2,
+        "switch_energy_weight": 1e3,
+        "switch_forces_weight": 1e3,
+        "switch_learning_rate": 1e-2,
+    }
+    config = _config(
+        tmp_path,
+        loss=loss,
+        optimizer={"learning_rate": 1e-2, "ema_decay": None},
+        schedule={"name": "constant"},
+        run={"epochs": 5, "dtype": "float64"},
+    )
+    model = tiny_model("SchNet", ["Cu"])
+    train, valid = crystals[:6], crystals[6:]
+    history = Trainer(model, config).fit(train, valid)
+
+    def stage_two_loss(metrics: dict[str, float]) -> float:
+        return 1e3 * metrics["energy_rmse"] ** 2 + 1e3 * metrics["forces_rmse"] ** 2
+
+    losses = [stage_two_loss(metrics) for metrics in history.valid]
+    assert min(losses[2:]) < min(losses[:2])  # stage two does improve the validation error
+    assert history.best_epoch == 2 + int(np.argmin(losses[2:]))
+    final = evaluate(model, GraphDataset(valid, model.cutoff, model.dtype))
+    assert final == history.valid[history.best_epoch]
