@@ -82,17 +82,23 @@ def load_splits(config: TrainConfig) -> tuple[list[Atoms], list[Atoms], list[Ato
 
 
 def build_model(config: TrainConfig, structures: Sequence[Atoms]) -> EnergyModel:
-    """Construct the configured architecture for the elements of ``structures``."""
+    """Construct the configured architecture for the elements of ``structures``.
+
+    Its weights are drawn from a torch stream seeded with ``config.run.seed`` and forked from
+    the global one, which is left as it was: the same seed gives the same model.
+    """
     species = list(config.model.species) or sorted(
         {s for a in structures for s in a.get_chemical_symbols()},
         key=lambda symbol: atomic_numbers[symbol],
     )
-    return ARCHITECTURES[config.model.architecture](
-        species=species,
-        cutoff=config.model.cutoff,
-        readout=config.model.readout,
-        **dict(config.model.hyperparameters),
-    )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.run.seed)
+        return ARCHITECTURES[config.model.architecture](
+            species=species,
+            cutoff=config.model.cutoff,
+            readout=config.model.readout,
+            **dict(config.model.hyperparameters),
+        )
 
 
 def train_from_config(
@@ -117,7 +123,6 @@ def train_from_config(
         (out / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
         log("resolved configuration:\n" + json.dumps(config.to_dict(), indent=2))
     train, valid, test = load_splits(config)
-    torch.manual_seed(config.run.seed)
     model = build_model(config, train)
     keys = LabelKeys(
         config.data.energy_key,

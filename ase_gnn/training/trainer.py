@@ -133,8 +133,17 @@ def _validation_loss(
     return loss
 
 
-def add_heads(model: EnergyModel, heads: Sequence[HeadConfig]) -> None:
-    """Attach the configured heads the model does not have yet (in place)."""
+def add_heads(model: EnergyModel, heads: Sequence[HeadConfig], seed: int | None = None) -> None:
+    """Attach the configured heads the model does not have yet (in place).
+
+    With a ``seed`` their weights are drawn from a torch stream seeded with it, forked from the
+    global one (which is left as it was); without, from the global stream.
+    """
+    if seed is not None:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            add_heads(model, heads)
+        return
     for head in heads:
         if head.name in model.heads:
             continue
@@ -226,7 +235,11 @@ class Trainer:
             config.data.weight_key,
         )
         self.heads = config.heads
-        add_heads(model, self.heads)
+        # The run's own random stream: the global one is never seeded nor read, so a fit does
+        # not change the caller's random numbers. The loop draws nothing from it today (the
+        # shuffles are derived from seed and epoch, see global_batches); checkpoints keep it.
+        self.generator = torch.Generator().manual_seed(run.seed)
+        add_heads(model, self.heads, seed=run.seed)
 
     # -- set-up -----------------------------------------------------------------------------
     def _dataset(self, data: Sequence[Atoms] | GraphDataset, name: str) -> GraphDataset:
@@ -308,7 +321,7 @@ class Trainer:
         tensors = {
             "model": self.model.state_dict(),
             "optimizer": optimizer_tensors,
-            "rng": rng_state(),
+            "rng": rng_state(self.generator),
         }
         if ema is not None:
             tensors["ema"] = ema.state_dict()
@@ -338,7 +351,7 @@ class Trainer:
             scheduler.load_state_dict(metadata["scheduler"])
         if ema is not None:
             ema.load_state_dict(tensors["ema"])
-        set_rng_state(tensors["rng"])
+        set_rng_state(self.generator, tensors["rng"])
         history = History(**metadata["history"])
         return metadata["epoch"], history, metadata["best_loss"]
 
@@ -367,7 +380,6 @@ class Trainer:
             Metrics per epoch; also written to ``<out_dir>/metrics.csv`` by rank 0.
         """
         run = self.config.run
-        torch.manual_seed(run.seed)
         self.model.to(device=self.device, dtype=self.dtype)
         train_set, valid_set = self._dataset(train, "training"), self._dataset(valid, "validation")
         test_set = None if test is None else self._dataset(test, "test")

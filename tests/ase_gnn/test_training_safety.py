@@ -15,7 +15,9 @@ from ase.calculators.singlepoint import SinglePointCalculator
 
 from ase_gnn.generate import generate_emt
 from ase_gnn.testing import tiny_model
-from ase_gnn.training import GraphDataset, Trainer, config_from_dict, evaluate
+from ase_gnn.training import GraphDataset, Trainer, config_from_dict, evaluate, fit
+from ase_gnn.training.config import HeadConfig
+from ase_gnn.training.setup import build_model
 
 
 @pytest.fixture(scope="module")
@@ -120,3 +122,71 @@ def test_final_model_comes_from_stage_two_when_stage_two_improves(tmp_path, crys
     assert history.best_epoch == 2 + int(np.argmin(losses[2:]))
     final = evaluate(model, GraphDataset(valid, model.cutoff, model.dtype))
     assert final == history.valid[history.best_epoch]
+
+
+# -- item 6: no global random state ---------------------------------------------------------------
+def _weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def test_fit_leaves_the_callers_random_stream_alone(crystals) -> None:
+    model = tiny_model("SchNet", ["Cu"])
+    heads = (HeadConfig("charge", "node", hidden=4),)
+    state = torch.random.get_rng_state()
+    fit(model, crystals[:4], crystals[4:6], epochs=2, seed=7, progress=False, heads=heads)
+    assert torch.equal(torch.random.get_rng_state(), state)
+
+
+def test_two_fits_with_the_same_seed_give_identical_models(crystals) -> None:
+    heads = (HeadConfig("charge", "node", hidden=4),)
+    models = []
+    for draws in (0, 5):  # the caller's random stream differs between the two fits
+        torch.rand(draws)
+        model = tiny_model("SchNet", ["Cu"])
+        model.load_state_dict(_weights(tiny_model_with_seed()))
+        fit(model, crystals[:4], crystals[4:6], epochs=2, seed=3, progress=False, heads=heads)
+        models.append(_weights(model))
+    assert models[0].keys() == models[1].keys()
+    for name in models[0]:
+        assert torch.equal(models[0][name], models[1][name]), name
+
+
+def tiny_model_with_seed() -> torch.nn.Module:
+    generator_state = torch.random.get_rng_state()
+    torch.manual_seed(11)
+    model = tiny_model("SchNet", ["Cu"])
+    torch.random.set_rng_state(generator_state)
+    return model
+
+
+def test_build_model_is_seeded_without_touching_the_global_stream(crystals) -> None:
+    def config(seed: int) -> object:
+        return config_from_dict(
+            {
+                "data": {"train": "unused"},
+                "model": {"hyperparameters": {"hidden_channels": 8, "num_interactions": 1}},
+                "run": {"seed": seed},
+            }
+        )
+
+    state = torch.random.get_rng_state()
+    first, again, other = (build_model(config(s), crystals) for s in (4, 4, 5))
+    assert torch.equal(torch.random.get_rng_state(), state)
+    one, two, three = _weights(first), _weights(again), _weights(other)
+    assert all(torch.equal(one[k], two[k]) for k in one)
+    assert not all(torch.equal(one[k], three[k]) for k in one)
+
+
+def test_resume_restores_its_own_generator_not_the_global_one(tmp_path, crystals) -> None:
+    def run(epochs: int, resume: bool) -> Trainer:
+        config = _config(tmp_path, run={"epochs": epochs, "seed": 2})
+        trainer = Trainer(tiny_model_with_seed(), config)
+        trainer.fit(crystals[:4], crystals[4:6], resume=resume)
+        return trainer
+
+    first = run(2, resume=False)
+    torch.rand(3)  # the caller's stream moves on
+    state = torch.random.get_rng_state()
+    resumed = run(3, resume=True)
+    assert torch.equal(torch.random.get_rng_state(), state)
+    assert torch.equal(resumed.generator.get_state(), first.generator.get_state())
