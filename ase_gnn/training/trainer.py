@@ -24,7 +24,6 @@ import torch.distributed as dist
 from ase import Atoms
 from torch.nn.parallel import DistributedDataParallel
 from torch.optim.swa_utils import AveragedModel
-from tqdm.auto import tqdm
 
 from ase_gnn.forces import predict
 from ase_gnn.heads import build_head
@@ -41,6 +40,7 @@ from ase_gnn.training.checkpoint import (
 from ase_gnn.training.config import HeadConfig, TrainConfig
 from ase_gnn.training.data import GraphDataset, LabelKeys
 from ase_gnn.training.loss import LossWeights, error_sums, metrics_from_sums, weighted_loss
+from ase_gnn.training.progress import TrainingProgress
 
 logger = logging.getLogger(__name__)
 
@@ -406,8 +406,8 @@ class Trainer:
             logger.info("resumed from epoch %d", last_epoch)
         show = (sys.stderr.isatty() if run.progress is None else run.progress) and self.rank == 0
         board = _tensorboard(self.out_dir) if run.tensorboard and self.rank == 0 else None
-        bar = tqdm(
-            total=run.epochs, initial=start_epoch, desc="training", unit="epoch", disable=not show
+        bar = TrainingProgress(
+            run.epochs, run.time_budget, start_epoch, history.seconds, disable=not show
         )
         clock = time.perf_counter() - history.seconds
         stale = 0 if history.best_epoch < 0 else start_epoch - 1 - history.best_epoch
@@ -514,8 +514,9 @@ class Trainer:
                 if board is not None:
                     for key, value in row.items():
                         board.add_scalar(key, value, epoch)
-            bar.update(1)
-            bar.set_postfix(
+            bar.update(
+                epoch + 1,
+                row["seconds"],
                 E_meV=f"{1e3 * valid_metrics['energy_mae']:.1f}",
                 F_meV=f"{1e3 * valid_metrics.get('forces_mae', math.nan):.1f}",
             )

@@ -12,10 +12,12 @@ import torch
 from ase import Atoms
 from ase.calculators.emt import EMT
 from ase.calculators.singlepoint import SinglePointCalculator
+from tqdm import tqdm
 
 from ase_gnn.generate import generate_emt
 from ase_gnn.testing import tiny_model
 from ase_gnn.training import GraphDataset, Trainer, config_from_dict, evaluate, fit
+from ase_gnn.training import progress as progress_module
 from ase_gnn.training.config import HeadConfig
 from ase_gnn.training.setup import build_model
 
@@ -190,3 +192,34 @@ def test_resume_restores_its_own_generator_not_the_global_one(tmp_path, crystals
     resumed = run(3, resume=True)
     assert torch.equal(torch.random.get_rng_state(), state)
     assert torch.equal(resumed.generator.get_state(), first.generator.get_state())
+
+
+# -- item 10: progress against the limit that ends the run ----------------------------------------
+class _RecordingBar(tqdm):
+    """A tqdm bar that remembers its total, unit and count when closed."""
+
+    closed: list[tuple[float | None, str, float]] = []
+
+    def close(self) -> None:
+        if not self.disable:  # tqdm closes again (disabled) when collected
+            _RecordingBar.closed.append((self.total, self.unit, self.n))
+        super().close()
+
+
+@pytest.mark.parametrize("limit", ["time_budget", "epochs"])
+def test_progress_bar_counts_towards_the_limit_that_ends_the_run(
+    tmp_path, crystals, monkeypatch, limit
+) -> None:
+    monkeypatch.setattr(progress_module, "tqdm", _RecordingBar)
+    _RecordingBar.closed.clear()
+    budget = 0.3 if limit == "time_budget" else 1e5
+    epochs = 10_000 if limit == "time_budget" else 3
+    config = _config(tmp_path, run={"epochs": epochs, "time_budget": budget, "progress": True})
+    history = Trainer(tiny_model("SchNet", ["Cu"]), config).fit(crystals[:2], crystals[2:3])
+    assert history.stopped == limit
+    ((total, unit, count),) = _RecordingBar.closed
+    if limit == "time_budget":
+        assert (total, unit) == (budget, "s")
+        assert count == pytest.approx(budget)  # the budget is used up
+    else:
+        assert (total, unit, count) == (3, "epoch", 3)
