@@ -441,6 +441,10 @@ class Trainer:
                     head_outputs=outputs,
                     heads=self.heads,
                 )
+                if not _finite_on_every_rank(loss.detach(), self.device):
+                    # Before the step, so the model keeps its last finite weights.
+                    _close(bar, board)
+                    raise _non_finite_loss("training", epoch, self.out_dir)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 if self.config.optimizer.gradient_clip is not None:
@@ -477,6 +481,9 @@ class Trainer:
                 )
                 row |= {f"test_{k}": v for k, v in test_metrics.items()}
             valid_loss = _validation_loss(valid_metrics, weights, self.heads)
+            if not math.isfinite(valid_loss):  # the same on every rank (metrics are reduced)
+                _close(bar, board)
+                raise _non_finite_loss("validation", epoch, self.out_dir)
             if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
                 scheduler.step(valid_loss)
             elif scheduler is not None:
@@ -526,9 +533,7 @@ class Trainer:
                 break
         else:
             history.stopped = "epochs"
-        bar.close()
-        if board is not None:
-            board.close()
+        _close(bar, board)
         if self.world_size > 1:
             dist.barrier()
         best = self.out_dir / "best.safetensors"
@@ -539,6 +544,28 @@ class Trainer:
             self.model.load_state_dict(ema.module.state_dict())
         self.model.eval()
         return history
+
+
+def _finite_on_every_rank(value: torch.Tensor, device: torch.device) -> bool:
+    """Whether ``value`` is finite in every process (all stop together, none waits forever)."""
+    flag = (~torch.isfinite(value)).any().to(device=device, dtype=torch.float64).reshape(1)
+    if _world()[1] > 1:
+        dist.all_reduce(flag)
+    return not bool(flag.item())
+
+
+def _non_finite_loss(kind: str, epoch: int, out_dir: Path) -> ValueError:
+    return ValueError(
+        f"non-finite {kind} loss in epoch {epoch}: training stopped and nothing of this epoch "
+        f"was saved ({out_dir / 'best.safetensors'}, if present, holds the best epoch so far); "
+        "lower the learning rate or enable gradient clipping"
+    )
+
+
+def _close(bar: TrainingProgress, board: Any) -> None:
+    bar.close()
+    if board is not None:
+        board.close()
 
 
 def _tensorboard(out_dir: Path) -> Any:

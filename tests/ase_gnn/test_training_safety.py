@@ -12,12 +12,21 @@ import torch
 from ase import Atoms
 from ase.calculators.emt import EMT
 from ase.calculators.singlepoint import SinglePointCalculator
+from safetensors.torch import load_file
 from tqdm import tqdm
 
-from ase_gnn.generate import generate_emt
+from ase_gnn.generate import generate_emt, write_dataset
 from ase_gnn.testing import tiny_model
-from ase_gnn.training import GraphDataset, Trainer, config_from_dict, evaluate, fit
+from ase_gnn.training import (
+    GraphDataset,
+    Trainer,
+    config_from_dict,
+    evaluate,
+    fit,
+    train_from_config,
+)
 from ase_gnn.training import progress as progress_module
+from ase_gnn.training import trainer as trainer_module
 from ase_gnn.training.config import HeadConfig
 from ase_gnn.training.setup import build_model
 
@@ -223,3 +232,113 @@ def test_progress_bar_counts_towards_the_limit_that_ends_the_run(
         assert count == pytest.approx(budget)  # the budget is used up
     else:
         assert (total, unit, count) == (3, "epoch", 3)
+
+
+# -- item 12: non-finite labels and losses --------------------------------------------------------
+def _relabelled(atoms: Atoms, **changes) -> Atoms:
+    results = {**atoms.calc.results, **changes}
+    copy = atoms.copy()
+    copy.calc = SinglePointCalculator(copy, **results)
+    return copy
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("energy", math.nan),
+        ("energy", math.inf),
+        ("forces", "inf"),
+        ("forces", "nan"),
+        ("stress", "inf"),
+        ("stress", "one nan"),
+    ],
+)
+def test_non_finite_labels_are_rejected_naming_structure_and_key(crystals, key, value) -> None:
+    atoms = crystals[2]
+    if value == "inf" or value == "nan":
+        array = atoms.calc.results[key].copy()
+        array.flat[4] = float(value)
+        value = array
+    elif value == "one nan":
+        value = atoms.calc.results[key].copy()
+        value[1] = math.nan
+    structures = [*crystals[:2], _relabelled(atoms, **{key: value}), crystals[3]]
+    with pytest.raises(ValueError, match=rf"training set structure 2\b.*'{key}'"):
+        GraphDataset(structures, 4.0, name="training set")
+    with pytest.raises(ValueError, match=rf"structure 2\b.*'{key}'"):
+        fit(tiny_model("SchNet", ["Cu"]), structures, crystals[4:6], epochs=1, progress=False)
+
+
+def test_a_missing_stress_is_still_nan_and_accepted(crystals) -> None:
+    results = {k: v for k, v in crystals[0].calc.results.items() if k != "stress"}
+    atoms = crystals[0].copy()
+    atoms.calc = SinglePointCalculator(atoms, **results)
+    labels = GraphDataset([atoms], 4.0).labels[0]
+    assert torch.isnan(labels.stress).all()
+
+
+def test_non_finite_structure_weight_is_rejected(crystals) -> None:
+    atoms = crystals[1].copy()
+    atoms.calc = crystals[1].calc
+    atoms.info["weight"] = math.nan
+    with pytest.raises(ValueError, match=r"structure 1\b.*'weight'"):
+        GraphDataset([crystals[0], atoms], 4.0)
+
+
+def test_non_finite_reference_energies_are_rejected(crystals) -> None:
+    from ase_gnn.training import prepare_model
+
+    with pytest.raises(ValueError, match="Cu"):
+        prepare_model(tiny_model("SchNet", ["Cu"]), crystals[:3], {"Cu": math.nan})
+
+
+def test_a_non_finite_loss_stops_the_run_and_keeps_the_best_model(
+    tmp_path, crystals, monkeypatch
+) -> None:
+    calls = {"n": 0}
+    finite_loss = trainer_module.weighted_loss
+
+    def diverging_loss(*args, **kwargs):  # what a diverging optimiser produces after one epoch
+        calls["n"] += 1
+        loss = finite_loss(*args, **kwargs)
+        return loss * math.nan if calls["n"] > 2 else loss
+
+    monkeypatch.setattr(trainer_module, "weighted_loss", diverging_loss)
+    config = _config(tmp_path, optimizer={"ema_decay": None}, run={"epochs": 5, "batch_size": 2})
+    model = tiny_model("SchNet", ["Cu"])
+    with pytest.raises(ValueError, match="non-finite training loss in epoch 1"):
+        Trainer(model, config).fit(crystals[:4], crystals[4:6])
+    assert all(torch.isfinite(p).all() for p in model.parameters())  # no NaN step was taken
+    best = load_file(str(tmp_path / "best.safetensors"))
+    assert all(torch.isfinite(t).all() for t in best.values())
+    assert len((tmp_path / "metrics.csv").read_text().splitlines()) == 2  # header, epoch 0
+
+
+def test_bad_data_does_not_overwrite_a_model_in_out_dir(tmp_path, crystals) -> None:
+    structures = [*crystals[:5], _relabelled(crystals[5], energy=math.nan)]
+    path = tmp_path / "data.extxyz"
+    write_dataset(structures, path)
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "model.safetensors").write_bytes(b"a good model")
+    config = config_from_dict(
+        {
+            "data": {"train": str(path), "valid_fraction": 0.2, "test_fraction": 0.0},
+            "model": {"hyperparameters": {"hidden_channels": 8, "num_interactions": 1}},
+            "run": {"out_dir": str(out), "epochs": 1, "progress": False},
+        }
+    )
+    with pytest.raises(ValueError, match=r"data.extxyz structure 5: energy label 'energy'"):
+        train_from_config(config, log=lambda _: None)
+    assert (out / "model.safetensors").read_bytes() == b"a good model"
+
+
+def test_infinite_head_label_is_rejected_and_nan_is_missing(crystals) -> None:
+    heads = (HeadConfig("charge", "node"),)
+    atoms = crystals[0].copy()
+    atoms.calc = crystals[0].calc
+    atoms.arrays["charge"] = np.full(len(atoms), np.nan)
+    assert torch.isnan(GraphDataset([atoms], 4.0, heads=heads).labels[0].heads["charge"]).all()
+    atoms.arrays["charge"][3] = np.inf
+    with pytest.raises(ValueError, match=r"structure 0\b.*'charge'"):
+        GraphDataset([atoms], 4.0, heads=heads)
