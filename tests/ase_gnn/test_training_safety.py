@@ -140,6 +140,13 @@ def _weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
+def _seeded_tiny_model() -> torch.nn.Module:
+    """The same initial weights every call."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(11)
+        return tiny_model("SchNet", ["Cu"])
+
+
 def test_fit_leaves_the_callers_random_stream_alone(crystals) -> None:
     model = tiny_model("SchNet", ["Cu"])
     heads = (HeadConfig("charge", "node", hidden=4),)
@@ -153,21 +160,12 @@ def test_two_fits_with_the_same_seed_give_identical_models(crystals) -> None:
     models = []
     for draws in (0, 5):  # the caller's random stream differs between the two fits
         torch.rand(draws)
-        model = tiny_model("SchNet", ["Cu"])
-        model.load_state_dict(_weights(tiny_model_with_seed()))
+        model = _seeded_tiny_model()
         fit(model, crystals[:4], crystals[4:6], epochs=2, seed=3, progress=False, heads=heads)
         models.append(_weights(model))
     assert models[0].keys() == models[1].keys()
     for name in models[0]:
         assert torch.equal(models[0][name], models[1][name]), name
-
-
-def tiny_model_with_seed() -> torch.nn.Module:
-    generator_state = torch.random.get_rng_state()
-    torch.manual_seed(11)
-    model = tiny_model("SchNet", ["Cu"])
-    torch.random.set_rng_state(generator_state)
-    return model
 
 
 def test_build_model_is_seeded_without_touching_the_global_stream(crystals) -> None:
@@ -191,7 +189,7 @@ def test_build_model_is_seeded_without_touching_the_global_stream(crystals) -> N
 def test_resume_restores_its_own_generator_not_the_global_one(tmp_path, crystals) -> None:
     def run(epochs: int, resume: bool) -> Trainer:
         config = _config(tmp_path, run={"epochs": epochs, "seed": 2})
-        trainer = Trainer(tiny_model_with_seed(), config)
+        trainer = Trainer(_seeded_tiny_model(), config)
         trainer.fit(crystals[:4], crystals[4:6], resume=resume)
         return trainer
 
