@@ -2,7 +2,7 @@
 
 A checkpoint holds everything needed to continue a run bit for bit: model weights, the optimiser
 state (moments, step counts), the weight average (EMA), the learning-rate schedule, the
-random-number generator states, the epoch and the history so far. Files are written to a
+run's own random-number generator state, the epoch and the history so far. Files are written to a
 temporary name and renamed, so a crash (even ``SIGKILL``) never leaves a truncated checkpoint.
 """
 
@@ -111,18 +111,15 @@ def load_checkpoint(
     return tensors, json.loads(header["metadata"])
 
 
-def rng_state() -> dict[str, Tensor]:
-    """Torch CPU (and CUDA) generator states as tensors."""
-    states = {"torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        for index, state in enumerate(torch.cuda.get_rng_state_all()):
-            states[f"cuda{index}"] = state
-    return states
+def rng_state(generator: torch.Generator) -> dict[str, Tensor]:
+    """State of a run's own ``generator`` (never the global one), as a checkpoint tensor group."""
+    return {"torch": generator.get_state()}
 
 
-def set_rng_state(states: dict[str, Tensor]) -> None:
-    """Restore generator states saved by :func:`rng_state`."""
-    torch.set_rng_state(states["torch"])
-    cuda = [value for key, value in sorted(states.items()) if key.startswith("cuda")]
-    if cuda and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
-        torch.cuda.set_rng_state_all(cuda)
+def set_rng_state(generator: torch.Generator, states: dict[str, Tensor]) -> None:
+    """Restore ``generator`` from :func:`rng_state`; the global generators are left alone.
+
+    Checkpoints written before runs had their own generator hold the global CPU state under
+    the same key (and CUDA states, which are ignored); it is read into ``generator``.
+    """
+    generator.set_state(states["torch"])

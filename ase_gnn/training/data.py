@@ -97,7 +97,10 @@ def labels_from_atoms(atoms: Atoms, keys: LabelKeys | None = None, where: str = 
     Raises
     ------
     ValueError
-        For a missing energy or forces key, or labels of the wrong shape.
+        For a missing energy or forces key, labels of the wrong shape, or non-finite labels
+        (NaN or inf energy or forces, inf or partly NaN stress, a non-finite or negative
+        weight). A stress that is NaN in all components means "no stress label", as a missing
+        key does.
     """
     keys = keys or LabelKeys()
     name = where or atoms.get_chemical_formula()
@@ -107,9 +110,18 @@ def labels_from_atoms(atoms: Atoms, keys: LabelKeys | None = None, where: str = 
         raise ValueError(f"{name} has no labels: energy key {keys.energy!r} not found")
     if forces is None:
         raise ValueError(f"{name} has no labels: forces key {keys.forces!r} not found")
+    energy = float(np.asarray(energy))
+    if not np.isfinite(energy):
+        raise ValueError(f"{name}: energy label {keys.energy!r} is {energy}; it must be finite")
     forces = np.asarray(forces, dtype=np.float64)
     if forces.shape != (len(atoms), 3):
         raise ValueError(f"{name}: forces have shape {forces.shape}, expected ({len(atoms)}, 3)")
+    if not np.isfinite(forces).all():
+        atom = int(np.flatnonzero(~np.isfinite(forces).all(axis=1))[0])
+        raise ValueError(
+            f"{name}: forces label {keys.forces!r} is {forces[atom].tolist()} on atom {atom}; "
+            "forces must be finite"
+        )
     stress = _lookup(atoms, keys.stress, per_atom=False)
     if stress is None:
         stress_3x3 = np.full((3, 3), np.nan)
@@ -121,12 +133,22 @@ def labels_from_atoms(atoms: Atoms, keys: LabelKeys | None = None, where: str = 
             stress_3x3 = stress.reshape(3, 3)
         else:
             raise ValueError(f"{name}: stress has shape {stress.shape}, expected (6,) or (3, 3)")
+        if not (np.isfinite(stress_3x3).all() or np.isnan(stress_3x3).all()):
+            raise ValueError(
+                f"{name}: stress label {keys.stress!r} is {stress.tolist()}; it must be finite "
+                "(or NaN in every component for a structure without a stress label)"
+            )
     weight = _lookup(atoms, keys.weight, per_atom=False)
+    weight = 1.0 if weight is None else float(np.asarray(weight))
+    if not (np.isfinite(weight) and weight >= 0.0):
+        raise ValueError(
+            f"{name}: loss weight {keys.weight!r} is {weight}; it must be finite and >= 0"
+        )
     return Labels(
-        energy=torch.tensor([float(np.asarray(energy))], dtype=torch.float64),
+        energy=torch.tensor([energy], dtype=torch.float64),
         forces=torch.as_tensor(forces),
         stress=torch.as_tensor(stress_3x3).unsqueeze(0),
-        weight=torch.tensor([1.0 if weight is None else float(weight)], dtype=torch.float64),
+        weight=torch.tensor([weight], dtype=torch.float64),
     )
 
 
@@ -244,7 +266,7 @@ def head_labels(
     Raises
     ------
     ValueError
-        For labels of the wrong shape or an unknown class name.
+        For labels of the wrong shape, an unknown class name or an infinite regression label.
     """
     out = {}
     name = where or atoms.get_chemical_formula()
@@ -272,6 +294,8 @@ def head_labels(
         values = np.asarray(raw)
         if head.task == "classification":
             values = _class_indices(values, head.classes, f"{name} {head.name}")
+        elif np.isinf(values.astype(np.float64)).any():
+            raise ValueError(f"{name}: head label {key!r} holds inf (NaN marks a missing label)")
         values = values.reshape(
             shape
             + ((head.num_outputs,) if head.num_outputs > 1 and head.task == "regression" else ())
@@ -318,6 +342,11 @@ def fit_atomic_energies(
     -------
     list of float
         E0 per species, eV.
+
+    Raises
+    ------
+    ValueError
+        For a structure without an energy or with a non-finite one (named by its index).
     """
     keys = keys or LabelKeys()
     index = {z: k for k, z in enumerate(species)}
@@ -328,6 +357,11 @@ def fit_atomic_energies(
         if value is None:
             raise ValueError(f"structure {row} has no energy under key {keys.energy!r}")
         energies[row] = float(np.asarray(value))
+        if not np.isfinite(energies[row]):
+            raise ValueError(
+                f"structure {row}: energy label {keys.energy!r} is {energies[row]}; "
+                "it must be finite"
+            )
         for z in atoms.numbers:
             counts[row, index[int(z)]] += 1
     solution, *_ = np.linalg.lstsq(counts, energies, rcond=None)

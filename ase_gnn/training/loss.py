@@ -20,7 +20,7 @@ import torch
 from torch import Tensor
 
 from ase_gnn.forces import Prediction
-from ase_gnn.graph import AtomicGraph, atoms_per_graph
+from ase_gnn.graph import AtomicGraph, atoms_per_graph, stress_mask
 from ase_gnn.training.config import HeadConfig
 from ase_gnn.training.data import Labels
 
@@ -59,6 +59,17 @@ def _error(difference: Tensor, weights: LossWeights) -> Tensor:
     return difference**2
 
 
+def stress_label_mask(graph: AtomicGraph, labels: Labels) -> Tensor:
+    """``[B]`` bool: structures whose stress enters losses and metrics.
+
+    A structure counts when it has a stress (:func:`ase_gnn.graph.stress_mask`: some periodic
+    axis and a cell of non-zero volume) and a stress label (all nine components finite; a
+    missing label is NaN, see :class:`~ase_gnn.training.data.Labels`). A molecule whose file
+    carries a stress anyway is left out, since its predicted stress is NaN.
+    """
+    return stress_mask(graph) & torch.isfinite(labels.stress).all(dim=(1, 2))
+
+
 def per_structure_loss(
     prediction: Prediction, labels: Labels, graph: AtomicGraph, weights: LossWeights
 ) -> Tensor:
@@ -70,9 +81,11 @@ def per_structure_loss(
         per_graph = per_atom.new_zeros(graph.num_graphs).index_add(0, graph.batch, per_atom)
         loss = loss + weights.forces * per_graph / (3 * num_atoms.clamp(min=1))
     if weights.stress and prediction.stress is not None:
-        has_stress = ~torch.isnan(labels.stress).any(dim=(1, 2))
+        labelled = stress_label_mask(graph, labels)[:, None, None]
+        # where() on both sides: NaN predictions (no stress) and NaN labels (none given) must
+        # not reach the loss nor, as NaN times a zero gradient, the backward pass.
         difference = torch.where(
-            has_stress[:, None, None], prediction.stress - labels.stress.nan_to_num(), 0.0
+            labelled, prediction.stress.nan_to_num() - labels.stress.nan_to_num(), 0.0
         )
         loss = loss + weights.stress * _error(difference, weights).mean(dim=(1, 2))
     return loss
@@ -157,8 +170,7 @@ def error_sums(
     if prediction.forces is not None:
         errors["forces"] = prediction.forces - labels.forces
     if prediction.stress is not None:
-        has_stress = ~torch.isnan(labels.stress).any(dim=(1, 2))
-        errors["stress"] = (prediction.stress - labels.stress)[has_stress]
+        errors["stress"] = (prediction.stress - labels.stress)[stress_label_mask(graph, labels)]
     sums = {}
     for key, error in errors.items():
         sums[f"{key}_abs"] = float(error.detach().abs().sum())

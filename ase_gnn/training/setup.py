@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -11,9 +12,8 @@ from typing import Any
 import numpy as np
 import torch
 from ase import Atoms
-from ase.data import atomic_numbers
+from ase.data import atomic_numbers, chemical_symbols
 
-from ase_gnn.graph import has_stress
 from ase_gnn.io import save_model
 from ase_gnn.models.base import ARCHITECTURES, EnergyModel
 from ase_gnn.nn.embedding import check_species
@@ -27,6 +27,7 @@ from ase_gnn.training.data import (
     read_structures,
     split,
 )
+from ase_gnn.training.loss import stress_label_mask
 from ase_gnn.training.trainer import History, Trainer, _world, evaluate
 
 logger = logging.getLogger(__name__)
@@ -44,37 +45,70 @@ def prepare_model(
     ``"isolated:<emt|lj|morse>"`` (an isolated atom with that ASE calculator) or a table in eV.
     The scale is the RMS force component of ``train`` (eV/Å), so that the raw network output
     is of order one. Both are stored in the model (and its file).
+
+    Raises
+    ------
+    ValueError
+        For an unknown setting, non-finite E0 values, or labels that
+        :func:`~ase_gnn.training.data.labels_from_atoms` rejects (named by structure index).
     """
     for atoms in train:
         check_species(atoms.numbers, model.species)
+    energies: Mapping[str, float] | Sequence[float]
     if atomic_energies == "fit":
-        model.set_atomic_energies(fit_atomic_energies(train, model.species, keys))
+        energies = fit_atomic_energies(train, model.species, keys)
     elif isinstance(atomic_energies, str) and atomic_energies.startswith("isolated:"):
-        model.set_atomic_energies(
-            isolated_atom_energies(model.species, atomic_energies.split(":", 1)[1])
-        )
+        energies = isolated_atom_energies(model.species, atomic_energies.split(":", 1)[1])
     elif isinstance(atomic_energies, Mapping):
-        model.set_atomic_energies(atomic_energies)
+        energies = atomic_energies
     else:
         raise ValueError(f"unknown atomic_energies setting {atomic_energies!r}")
-    forces = torch.cat([labels_from_atoms(a, keys).forces.reshape(-1) for a in train])
+    named = (
+        energies.items()
+        if isinstance(energies, Mapping)
+        else zip((chemical_symbols[z] for z in model.species), energies)
+    )
+    bad = {str(element): value for element, value in named if not math.isfinite(float(value))}
+    if bad:
+        raise ValueError(f"reference energies E0 must be finite, got {bad} (eV)")
+    model.set_atomic_energies(energies)
+    forces = torch.cat(
+        [
+            labels_from_atoms(a, keys, where=f"training structure {k}").forces.reshape(-1)
+            for k, a in enumerate(train)
+        ]
+    )
     with torch.no_grad():
         model.scale.fill_(max(float(forces.pow(2).mean().sqrt()), 1e-3))
 
 
 def load_splits(config: TrainConfig) -> tuple[list[Atoms], list[Atoms], list[Atoms]]:
-    """Read the data files and split off validation and test structures as configured."""
+    """Read the data files and split off validation and test structures as configured.
+
+    Raises
+    ------
+    ValueError
+        For an empty split, or a structure whose labels are missing, misshapen or not finite
+        (named by file and index in it, see :func:`~ase_gnn.training.data.labels_from_atoms`).
+    """
     data = config.data
-    structures = read_structures(data.train)
+    keys = LabelKeys(data.energy_key, data.forces_key, data.stress_key, data.weight_key)
+
+    def read(path: str) -> list[Atoms]:
+        structures = read_structures(path)
+        for k, atoms in enumerate(structures):  # errors name the structure in its file
+            labels_from_atoms(atoms, keys, where=f"{path} structure {k}")
+        return structures
+
     fractions = [
         0.0 if data.valid else data.valid_fraction,
         0.0 if data.test else data.test_fraction,
     ]
-    train, valid, test = split(structures, fractions, data.split_seed)
+    train, valid, test = split(read(data.train), fractions, data.split_seed)
     if data.valid:
-        valid = read_structures(data.valid)
+        valid = read(data.valid)
     if data.test:
-        test = read_structures(data.test)
+        test = read(data.test)
     for name, part in (("training", train), ("validation", valid)):
         if not part:
             raise ValueError(f"the {name} split is empty; adjust [data] fractions or files")
@@ -82,17 +116,23 @@ def load_splits(config: TrainConfig) -> tuple[list[Atoms], list[Atoms], list[Ato
 
 
 def build_model(config: TrainConfig, structures: Sequence[Atoms]) -> EnergyModel:
-    """Construct the configured architecture for the elements of ``structures``."""
+    """Construct the configured architecture for the elements of ``structures``.
+
+    Its weights are drawn from a torch stream seeded with ``config.run.seed`` and forked from
+    the global one, which is left as it was: the same seed gives the same model.
+    """
     species = list(config.model.species) or sorted(
         {s for a in structures for s in a.get_chemical_symbols()},
         key=lambda symbol: atomic_numbers[symbol],
     )
-    return ARCHITECTURES[config.model.architecture](
-        species=species,
-        cutoff=config.model.cutoff,
-        readout=config.model.readout,
-        **dict(config.model.hyperparameters),
-    )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.run.seed)
+        return ARCHITECTURES[config.model.architecture](
+            species=species,
+            cutoff=config.model.cutoff,
+            readout=config.model.readout,
+            **dict(config.model.hyperparameters),
+        )
 
 
 def train_from_config(
@@ -117,7 +157,6 @@ def train_from_config(
         (out / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
         log("resolved configuration:\n" + json.dumps(config.to_dict(), indent=2))
     train, valid, test = load_splits(config)
-    torch.manual_seed(config.run.seed)
     model = build_model(config, train)
     keys = LabelKeys(
         config.data.energy_key,
@@ -183,18 +222,18 @@ def parity_plots(
         "stress components": ([], []),
     }
     for atoms in structures:
-        labels = labels_from_atoms(atoms, keys)
+        labels = labels_from_atoms(atoms, keys).to(model.device, model.dtype)
         graph = graph_from_atoms(atoms, model.cutoff, dtype=model.dtype, device=model.device)
-        stress = has_stress(atoms)
+        stress = bool(stress_label_mask(graph, labels))
         prediction = predict(model, graph, stress=stress)
         n = len(atoms)
         columns["energy per atom"][0].append(float(labels.energy) / n)
         columns["energy per atom"][1].append(float(prediction.energy) / n)
         assert prediction.forces is not None
-        columns["force components"][0].extend(labels.forces.ravel().tolist())
+        columns["force components"][0].extend(labels.forces.cpu().ravel().tolist())
         columns["force components"][1].extend(prediction.forces.cpu().ravel().tolist())
-        if stress and prediction.stress is not None and not labels.stress.isnan().any():
-            columns["stress components"][0].extend(labels.stress.ravel().tolist())
+        if stress and prediction.stress is not None:
+            columns["stress components"][0].extend(labels.stress.cpu().ravel().tolist())
             columns["stress components"][1].extend(prediction.stress.cpu().ravel().tolist())
     units = {"energy per atom": "eV/atom", "force components": "eV/Å", "stress components": "eV/Å³"}
     panels = {

@@ -24,7 +24,6 @@ import torch.distributed as dist
 from ase import Atoms
 from torch.nn.parallel import DistributedDataParallel
 from torch.optim.swa_utils import AveragedModel
-from tqdm.auto import tqdm
 
 from ase_gnn.forces import predict
 from ase_gnn.heads import build_head
@@ -41,6 +40,7 @@ from ase_gnn.training.checkpoint import (
 from ase_gnn.training.config import HeadConfig, TrainConfig
 from ase_gnn.training.data import GraphDataset, LabelKeys
 from ase_gnn.training.loss import LossWeights, error_sums, metrics_from_sums, weighted_loss
+from ase_gnn.training.progress import TrainingProgress
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +55,9 @@ class History:
         One dict per epoch: ``epoch``, ``learning_rate``, ``train_loss``, ``seconds`` and
         ``{train,valid,test}_{energy,forces,stress}_{mae,rmse}`` (eV/atom, eV/Å, eV/Å³).
     best_epoch
-        Epoch whose (averaged) weights were kept: lowest validation loss.
+        Epoch whose (averaged) weights were kept: lowest validation loss, counted from
+        ``loss.switch_epoch`` on when a second stage is configured (its loss weights change
+        the scale of the loss, so stage one's best is not comparable).
     stopped
         Why the run ended: ``"epochs"``, ``"time_budget"`` or ``"early_stopping"``.
     """
@@ -131,8 +133,17 @@ def _validation_loss(
     return loss
 
 
-def add_heads(model: EnergyModel, heads: Sequence[HeadConfig]) -> None:
-    """Attach the configured heads the model does not have yet (in place)."""
+def add_heads(model: EnergyModel, heads: Sequence[HeadConfig], seed: int | None = None) -> None:
+    """Attach the configured heads the model does not have yet (in place).
+
+    With a ``seed`` their weights are drawn from a torch stream seeded with it, forked from the
+    global one (which is left as it was); without, from the global stream.
+    """
+    if seed is not None:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            add_heads(model, heads)
+        return
     for head in heads:
         if head.name in model.heads:
             continue
@@ -171,8 +182,9 @@ def evaluate(
     sums: dict[str, float] = {}
     for start in range(0, len(indices), batch_size):
         graph, labels = dataset.batch(indices[start : start + batch_size], model.device)
-        has_cell = bool((torch.linalg.det(graph.cell).abs() > 1e-10).all())
-        prediction = predict(model, graph, forces=True, stress=stress and has_cell)
+        # Stress is masked per structure in error_sums (stress_label_mask), so the metrics do
+        # not depend on which structures share a batch.
+        prediction = predict(model, graph, forces=True, stress=stress)
         outputs = None
         if heads:
             with torch.no_grad():
@@ -223,7 +235,11 @@ class Trainer:
             config.data.weight_key,
         )
         self.heads = config.heads
-        add_heads(model, self.heads)
+        # The run's own random stream: the global one is never seeded nor read, so a fit does
+        # not change the caller's random numbers. The loop draws nothing from it today (the
+        # shuffles are derived from seed and epoch, see global_batches); checkpoints keep it.
+        self.generator = torch.Generator().manual_seed(run.seed)
+        add_heads(model, self.heads, seed=run.seed)
 
     # -- set-up -----------------------------------------------------------------------------
     def _dataset(self, data: Sequence[Atoms] | GraphDataset, name: str) -> GraphDataset:
@@ -305,7 +321,7 @@ class Trainer:
         tensors = {
             "model": self.model.state_dict(),
             "optimizer": optimizer_tensors,
-            "rng": rng_state(),
+            "rng": rng_state(self.generator),
         }
         if ema is not None:
             tensors["ema"] = ema.state_dict()
@@ -335,7 +351,7 @@ class Trainer:
             scheduler.load_state_dict(metadata["scheduler"])
         if ema is not None:
             ema.load_state_dict(tensors["ema"])
-        set_rng_state(tensors["rng"])
+        set_rng_state(self.generator, tensors["rng"])
         history = History(**metadata["history"])
         return metadata["epoch"], history, metadata["best_loss"]
 
@@ -364,7 +380,6 @@ class Trainer:
             Metrics per epoch; also written to ``<out_dir>/metrics.csv`` by rank 0.
         """
         run = self.config.run
-        torch.manual_seed(run.seed)
         self.model.to(device=self.device, dtype=self.dtype)
         train_set, valid_set = self._dataset(train, "training"), self._dataset(valid, "validation")
         test_set = None if test is None else self._dataset(test, "test")
@@ -391,8 +406,8 @@ class Trainer:
             logger.info("resumed from epoch %d", last_epoch)
         show = (sys.stderr.isatty() if run.progress is None else run.progress) and self.rank == 0
         board = _tensorboard(self.out_dir) if run.tensorboard and self.rank == 0 else None
-        bar = tqdm(
-            total=run.epochs, initial=start_epoch, desc="training", unit="epoch", disable=not show
+        bar = TrainingProgress(
+            run.epochs, run.time_budget, start_epoch, history.seconds, disable=not show
         )
         clock = time.perf_counter() - history.seconds
         stale = 0 if history.best_epoch < 0 else start_epoch - 1 - history.best_epoch
@@ -401,6 +416,9 @@ class Trainer:
             if self.config.loss.switch_epoch == epoch:
                 for group in optimizer.param_groups:
                     group["lr"] = self.config.loss.switch_learning_rate
+                # The new weights change the scale of the validation loss: a stage-one best
+                # is not comparable, so stage two starts its own best model and patience.
+                best_loss, stale = math.inf, 0
             self.model.train()
             loss_sum, train_sums = 0.0, dict[str, float]()
             for batch in global_batches(len(train_set), run.batch_size, run.seed, epoch):
@@ -423,6 +441,10 @@ class Trainer:
                     head_outputs=outputs,
                     heads=self.heads,
                 )
+                if not _finite_on_every_rank(loss.detach(), self.device):
+                    # Before the step, so the model keeps its last finite weights.
+                    _close(bar, board)
+                    raise _non_finite_loss("training", epoch, self.out_dir)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 if self.config.optimizer.gradient_clip is not None:
@@ -459,6 +481,9 @@ class Trainer:
                 )
                 row |= {f"test_{k}": v for k, v in test_metrics.items()}
             valid_loss = _validation_loss(valid_metrics, weights, self.heads)
+            if not math.isfinite(valid_loss):  # the same on every rank (metrics are reduced)
+                _close(bar, board)
+                raise _non_finite_loss("validation", epoch, self.out_dir)
             if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
                 scheduler.step(valid_loss)
             elif scheduler is not None:
@@ -496,8 +521,9 @@ class Trainer:
                 if board is not None:
                     for key, value in row.items():
                         board.add_scalar(key, value, epoch)
-            bar.update(1)
-            bar.set_postfix(
+            bar.update(
+                epoch + 1,
+                row["seconds"],
                 E_meV=f"{1e3 * valid_metrics['energy_mae']:.1f}",
                 F_meV=f"{1e3 * valid_metrics.get('forces_mae', math.nan):.1f}",
             )
@@ -507,9 +533,7 @@ class Trainer:
                 break
         else:
             history.stopped = "epochs"
-        bar.close()
-        if board is not None:
-            board.close()
+        _close(bar, board)
         if self.world_size > 1:
             dist.barrier()
         best = self.out_dir / "best.safetensors"
@@ -520,6 +544,28 @@ class Trainer:
             self.model.load_state_dict(ema.module.state_dict())
         self.model.eval()
         return history
+
+
+def _finite_on_every_rank(value: torch.Tensor, device: torch.device) -> bool:
+    """Whether ``value`` is finite in every process (all stop together, none waits forever)."""
+    flag = (~torch.isfinite(value)).any().to(device=device, dtype=torch.float64).reshape(1)
+    if _world()[1] > 1:
+        dist.all_reduce(flag)
+    return not bool(flag.item())
+
+
+def _non_finite_loss(kind: str, epoch: int, out_dir: Path) -> ValueError:
+    return ValueError(
+        f"non-finite {kind} loss in epoch {epoch}: training stopped and nothing of this epoch "
+        f"was saved ({out_dir / 'best.safetensors'}, if present, holds the best epoch so far); "
+        "lower the learning rate or enable gradient clipping"
+    )
+
+
+def _close(bar: TrainingProgress, board: Any) -> None:
+    bar.close()
+    if board is not None:
+        board.close()
 
 
 def _tensorboard(out_dir: Path) -> Any:
