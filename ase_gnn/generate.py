@@ -65,6 +65,7 @@ from tqdm import tqdm
 
 from ase_gnn import _structures
 from ase_gnn._structures import CalculatorFactory
+from ase_gnn.graph import has_stress
 
 __all__ = [
     "EMT_CONFIG_TYPES",
@@ -397,8 +398,8 @@ def _labelled(atoms: Atoms, factory: CalculatorFactory, config_type: str) -> Ato
     )
     properties = ["energy", "free_energy", "forces", "energies"]
     # EMT, LennardJones and MorsePotential all return a stress for any rank-3 cell, even a
-    # non-periodic one, where it is meaningless; keep it only where some axis is periodic.
-    if structure.cell.rank == 3 and structure.pbc.any():
+    # non-periodic one, where it is meaningless; keep it only where the structure has one.
+    if has_stress(structure):
         properties.append("stress")
     calculator = factory()
     results = {name: calculator.get_property(name, structure) for name in properties}

@@ -377,8 +377,6 @@ def _validate(config: TrainConfig) -> None:
 _POSITIVE = (
     "model.cutoff",
     "loss.huber_delta",
-    "loss.switch_learning_rate",
-    "optimizer.learning_rate",
     "optimizer.gradient_clip",
     "schedule.factor",
     "run.time_budget",
@@ -391,6 +389,8 @@ _NON_NEGATIVE = (
     "loss.switch_energy_weight",
     "loss.switch_forces_weight",
     "loss.switch_stress_weight",
+    "loss.switch_learning_rate",  # 0 freezes the weights (e.g. to time a run)
+    "optimizer.learning_rate",
     "optimizer.weight_decay",
     "schedule.patience",
     "schedule.warmup_epochs",

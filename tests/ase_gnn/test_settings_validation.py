@@ -24,7 +24,7 @@ from ase_gnn.training import config_from_dict
         ("run", "early_stopping_patience", 0, r"early_stopping_patience must be at least 1"),
         ("optimizer", "ema_decay", 1.5, r"\[optimizer\] ema_decay must be below 1"),
         ("optimizer", "ema_decay", -0.1, r"ema_decay must be at least 0"),
-        ("optimizer", "learning_rate", 0.0, r"learning_rate must be greater than 0"),
+        ("optimizer", "learning_rate", -1e-3, r"learning_rate must be at least 0"),
         ("optimizer", "learning_rate", math.inf, r"learning_rate must be a finite number"),
         ("optimizer", "gradient_clip", -1.0, r"gradient_clip must be greater than 0"),
         ("loss", "forces_weight", -1.0, r"\[loss\] forces_weight must be at least 0"),
