@@ -266,14 +266,8 @@ POSITIVE = _number(float, 0, strict=True)  # time steps, cutoffs, seconds
 NON_NEGATIVE = _number(float, 0, strict=False)  # temperatures
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of ``ase-gnn``."""
-    parser = argparse.ArgumentParser(prog="ase-gnn", description=__doc__)
-    parser.add_argument(
-        "--traceback", action="store_true", help="show the full traceback of an error"
-    )
-    commands = parser.add_subparsers(dest="command", required=True)
-
+def _generate_parser(commands: Any) -> None:
+    """``ase-gnn generate``."""
     gen = commands.add_parser("generate", help="generate labelled data with an ASE calculator")
     gen.add_argument(
         "kind",
@@ -290,6 +284,9 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--out", required=True, help="output extxyz file")
     gen.set_defaults(run=_generate)
 
+
+def _train_parser(commands: Any) -> None:
+    """``ase-gnn train``."""
     train = commands.add_parser(
         "train",
         help="train a potential from a TOML config (also under torchrun)",
@@ -319,6 +316,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.set_defaults(run=_train)
 
+
+def _evaluate_parser(commands: Any) -> None:
+    """``ase-gnn evaluate``."""
     evaluate = commands.add_parser("evaluate", help="error table and parity plots of a model")
     evaluate.add_argument("model", help="model file (.safetensors)")
     evaluate.add_argument("data", nargs="+", help="labelled data files")
@@ -329,6 +329,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--stress-key", default="stress")
     evaluate.set_defaults(run=_evaluate)
 
+
+def _md_parser(commands: Any) -> None:
+    """``ase-gnn md``."""
     md = commands.add_parser("md", help="NVE molecular dynamics with a trained model")
     md.add_argument("model", help="model file (.safetensors)")
     md.add_argument(
@@ -343,6 +346,9 @@ def build_parser() -> argparse.ArgumentParser:
     md.add_argument("--out", help="trajectory file to write (e.g. md.extxyz)")
     md.set_defaults(run=_md)
 
+
+def _demo_parser(commands: Any) -> None:
+    """``ase-gnn demo``."""
     demo = commands.add_parser("demo", help="generate, train, evaluate and run MD end to end")
     demo.add_argument("--out", default="demo_out")
     demo.add_argument("--structures", type=COUNT, default=300)
@@ -351,6 +357,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=0)
     demo.set_defaults(run=_demo)
 
+
+def _embed_parser(commands: Any) -> None:
+    """``ase-gnn embed``."""
     embed = commands.add_parser("embed", help="per-atom and per-structure embeddings of a model")
     embed.add_argument("model", help="model file (.safetensors)")
     embed.add_argument("data", help="structure file")
@@ -360,6 +369,9 @@ def build_parser() -> argparse.ArgumentParser:
     embed.add_argument("--label-key", default="config_type", help="info key colouring the map")
     embed.set_defaults(run=_embed)
 
+
+def _cluster_parser(commands: Any) -> None:
+    """``ase-gnn cluster``."""
     clusters = commands.add_parser("cluster", help="cluster atomic environments or structures")
     clusters.add_argument("model", help="model file (.safetensors)")
     clusters.add_argument("data", help="structure file")
@@ -372,6 +384,9 @@ def build_parser() -> argparse.ArgumentParser:
     clusters.add_argument("--seed", type=int, default=0)
     clusters.set_defaults(run=_cluster)
 
+
+def _anomaly_parser(commands: Any) -> None:
+    """``ase-gnn anomaly``."""
     anomaly = commands.add_parser("anomaly", help="out-of-distribution scores of structures")
     anomaly.add_argument("model", help="model file (.safetensors)")
     anomaly.add_argument("data", nargs="+", help="structure files to score")
@@ -381,6 +396,9 @@ def build_parser() -> argparse.ArgumentParser:
     anomaly.add_argument("--plot", help="image of score histograms per file")
     anomaly.set_defaults(run=_anomaly)
 
+
+def _diagnose_parser(commands: Any) -> None:
+    """``ase-gnn diagnose``."""
     check = commands.add_parser(
         "diagnose", help="neighbor statistics and problems of a structure's graph; cutoff sweep"
     )
@@ -393,6 +411,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.add_argument("--plot", help="image of the coordination histogram and the sweep")
     check.set_defaults(run=_diagnose)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``ase-gnn``."""
+    parser = argparse.ArgumentParser(prog="ase-gnn", description=__doc__)
+    parser.add_argument(
+        "--traceback", action="store_true", help="show the full traceback of an error"
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    _generate_parser(commands)
+    _train_parser(commands)
+    _evaluate_parser(commands)
+    _md_parser(commands)
+    _demo_parser(commands)
+    _embed_parser(commands)
+    _cluster_parser(commands)
+    _anomaly_parser(commands)
+    _diagnose_parser(commands)
     return parser
 
 

@@ -1,125 +1,90 @@
-"""Training checkpoints: safetensors for tensors, JSON metadata for the rest. No pickle.
+"""Training checkpoints: one file written by ``torch.save`` and read with ``weights_only=True``.
 
 A checkpoint holds everything needed to continue a run bit for bit: model weights, the optimiser
-state (moments, step counts), the weight average (EMA), the learning-rate schedule, the
-run's own random-number generator state, the epoch and the history so far. Files are written to a
-temporary name and renamed, so a crash (even ``SIGKILL``) never leaves a truncated checkpoint.
+state (moments, step counts), the weight average (EMA), the learning-rate schedule, the run's own
+random-number generator state, the epoch and the history so far, and the model's config (so a
+resume with another cutoff or other layer sizes is refused by name, not by a shape error deep in
+``load_state_dict``).
+
+``torch.load(weights_only=True)`` rebuilds only tensors and plain containers (dicts, lists,
+numbers, strings), never arbitrary objects, so reading a checkpoint is as safe as reading a
+safetensors file, and the nested optimiser and scheduler states need no flattening. Files are
+written to a temporary name and renamed, so a crash (even ``SIGKILL``) never leaves a truncated
+checkpoint.
 """
 
 from __future__ import annotations
 
-import json
 import os
+import pickle
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import safe_open
-from safetensors.torch import save_file
-from torch import Tensor
 
 CHECKPOINT_FORMAT = "ase-gnn-checkpoint"
-CHECKPOINT_VERSION = "1"
+CHECKPOINT_VERSION = 2
 
 
-def flatten_optimizer_state(state: dict[str, Any]) -> tuple[dict[str, Tensor], dict[str, Any]]:
-    """Split ``optimizer.state_dict()`` into tensors (by flat key) and a JSON-able remainder."""
-    tensors: dict[str, Tensor] = {}
-    scalars: dict[str, dict[str, Any]] = {}
-    for param_id, values in state["state"].items():
-        for name, value in values.items():
-            if isinstance(value, Tensor):
-                tensors[f"{param_id}/{name}"] = value
-            else:
-                scalars.setdefault(str(param_id), {})[name] = value
-    return tensors, {"param_groups": state["param_groups"], "scalars": scalars}
-
-
-def unflatten_optimizer_state(tensors: dict[str, Tensor], rest: dict[str, Any]) -> dict[str, Any]:
-    """Inverse of :func:`flatten_optimizer_state`."""
-    state: dict[int, dict[str, Any]] = {}
-    for key, value in tensors.items():
-        param_id, name = key.split("/", 1)
-        state.setdefault(int(param_id), {})[name] = value
-    for param_id, values in rest["scalars"].items():
-        state.setdefault(int(param_id), {}).update(values)
-    return {"state": state, "param_groups": rest["param_groups"]}
-
-
-def save_checkpoint(
-    path: str | os.PathLike[str], tensors: dict[str, dict[str, Tensor]], metadata: dict[str, Any]
-) -> None:
-    """Atomically write groups of tensors and JSON metadata to ``path``.
+def save_checkpoint(path: str | os.PathLike[str], state: Mapping[str, Any]) -> None:
+    """Atomically write a checkpoint.
 
     Parameters
     ----------
     path
         Destination file.
-    tensors
-        ``{group: {name: tensor}}``, e.g. ``{"model": model.state_dict(), ...}``.
-    metadata
-        JSON-serialisable values (epoch, history, scheduler state, ...).
+    state
+        Tensors, state dicts and JSON-like values (``{"model": model.state_dict(), ...}``).
     """
-    flat = {
-        f"{group}::{name}": value.detach().cpu().contiguous().clone()
-        for group, values in tensors.items()
-        for name, value in values.items()
-    }
-    header = {
-        "format": CHECKPOINT_FORMAT,
-        "format_version": CHECKPOINT_VERSION,
-        "metadata": json.dumps(metadata),
-    }
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
-    save_file(flat, str(tmp), metadata=header)
+    torch.save({"format": CHECKPOINT_FORMAT, "format_version": CHECKPOINT_VERSION, **state}, tmp)
     os.replace(tmp, path)
 
 
-def load_checkpoint(
-    path: str | os.PathLike[str],
-) -> tuple[dict[str, dict[str, Tensor]], dict[str, Any]]:
-    """Read a checkpoint written by :func:`save_checkpoint`.
-
-    Returns
-    -------
-    tensors, metadata
-        Tensor groups and the decoded metadata.
+def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read a checkpoint written by :func:`save_checkpoint`, tensors on the CPU.
 
     Raises
     ------
     ValueError
-        If the file is not an ase-gnn checkpoint of a known version.
+        If the file is unreadable, not an ase-gnn checkpoint, or of another version (version 1
+        files, safetensors written before 0.2, are refused: start the run again).
     """
     try:
-        with safe_open(str(path), framework="pt") as handle:
-            header = handle.metadata() or {}
-            flat = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118
-    except Exception as error:  # safetensors raises its own error types for corrupt files
-        raise ValueError(f"{path} is not a readable checkpoint: {error}") from error
-    if header.get("format") != CHECKPOINT_FORMAT:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError) as error:
+        raise ValueError(f"{path} is not a readable ase-gnn checkpoint: {error}") from error
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"{path} is not an ase-gnn checkpoint")
-    if header.get("format_version") != CHECKPOINT_VERSION:
+    if state.get("format_version") != CHECKPOINT_VERSION:
         raise ValueError(
-            f"{path} has checkpoint version {header.get('format_version')!r}; "
-            f"this ase-gnn reads version {CHECKPOINT_VERSION}"
+            f"{path} has checkpoint version {state.get('format_version')!r}; this ase-gnn "
+            f"resumes from version {CHECKPOINT_VERSION} only: start the run again"
         )
-    tensors: dict[str, dict[str, Tensor]] = {}
-    for key, value in flat.items():
-        group, name = key.split("::", 1)
-        tensors.setdefault(group, {})[name] = value
-    return tensors, json.loads(header["metadata"])
+    return state
 
 
-def rng_state(generator: torch.Generator) -> dict[str, Tensor]:
-    """State of a run's own ``generator`` (never the global one), as a checkpoint tensor group."""
-    return {"torch": generator.get_state()}
+def check_same_model(
+    path: str | os.PathLike[str], saved: Mapping[str, Any], current: Mapping[str, Any]
+) -> None:
+    """``ValueError`` naming every model setting that differs between a checkpoint and the run.
 
-
-def set_rng_state(generator: torch.Generator, states: dict[str, Tensor]) -> None:
-    """Restore ``generator`` from :func:`rng_state`; the global generators are left alone.
-
-    Checkpoints written before runs had their own generator hold the global CPU state under
-    the same key (and CUDA states, which are ignored); it is read into ``generator``.
+    Parameters
+    ----------
+    path
+        The checkpoint (for the message).
+    saved, current
+        ``EnergyModel.config()`` plus ``architecture`` of the checkpoint's model and the run's.
     """
-    generator.set_state(states["torch"])
+    differences = [
+        f"{key}: {saved.get(key)!r} in the checkpoint, {current.get(key)!r} now"
+        for key in sorted(set(saved) | set(current))
+        if saved.get(key) != current.get(key)
+    ]
+    if differences:
+        raise ValueError(
+            f"cannot resume from {path}: the model differs ({'; '.join(differences)}); "
+            "use another run.out_dir or drop --resume"
+        )

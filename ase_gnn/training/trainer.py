@@ -29,14 +29,7 @@ from ase_gnn.forces import predict
 from ase_gnn.heads import build_head
 from ase_gnn.io import resolve_dtype, save_model
 from ase_gnn.models.base import EnergyModel
-from ase_gnn.training.checkpoint import (
-    flatten_optimizer_state,
-    load_checkpoint,
-    rng_state,
-    save_checkpoint,
-    set_rng_state,
-    unflatten_optimizer_state,
-)
+from ase_gnn.training.checkpoint import check_same_model, load_checkpoint, save_checkpoint
 from ase_gnn.training.config import HeadConfig, TrainConfig
 from ase_gnn.training.data import GraphDataset, LabelKeys
 from ase_gnn.training.loss import LossWeights, error_sums, metrics_from_sums, weighted_loss
@@ -317,23 +310,25 @@ class Trainer:
         history: History,
         best_loss: float,
     ) -> None:
-        optimizer_tensors, optimizer_rest = flatten_optimizer_state(optimizer.state_dict())
-        tensors = {
-            "model": self.model.state_dict(),
-            "optimizer": optimizer_tensors,
-            "rng": rng_state(self.generator),
-        }
-        if ema is not None:
-            tensors["ema"] = ema.state_dict()
-        metadata = {
-            "epoch": epoch,
-            "best_loss": best_loss,
-            "history": dataclasses.asdict(history),
-            "optimizer": optimizer_rest,
-            "scheduler": None if scheduler is None else scheduler.state_dict(),
-            "config": self.config.to_dict(),
-        }
-        save_checkpoint(path, tensors, metadata)
+        save_checkpoint(
+            path,
+            {
+                "model": self.model.state_dict(),
+                "model_config": self._model_config(),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": None if scheduler is None else scheduler.state_dict(),
+                "ema": None if ema is None else ema.state_dict(),
+                "rng": self.generator.get_state(),
+                "epoch": epoch,
+                "best_loss": best_loss,
+                "history": dataclasses.asdict(history),
+                "config": self.config.to_dict(),
+            },
+        )
+
+    def _model_config(self) -> dict[str, Any]:
+        """What must not change between a checkpoint and the run that resumes it."""
+        return {"architecture": self.model.architecture, **self.model.config()}
 
     def _restore(
         self,
@@ -342,18 +337,16 @@ class Trainer:
         scheduler: Any,
         ema: AveragedModel | None,
     ) -> tuple[int, History, float]:
-        tensors, metadata = load_checkpoint(path)
-        self.model.load_state_dict(tensors["model"])
-        optimizer.load_state_dict(
-            unflatten_optimizer_state(tensors.get("optimizer", {}), metadata["optimizer"])
-        )
-        if scheduler is not None and metadata["scheduler"] is not None:
-            scheduler.load_state_dict(metadata["scheduler"])
-        if ema is not None:
-            ema.load_state_dict(tensors["ema"])
-        set_rng_state(self.generator, tensors["rng"])
-        history = History(**metadata["history"])
-        return metadata["epoch"], history, metadata["best_loss"]
+        state = load_checkpoint(path)
+        check_same_model(path, state["model_config"], self._model_config())
+        self.model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        if scheduler is not None and state["scheduler"] is not None:
+            scheduler.load_state_dict(state["scheduler"])
+        if ema is not None and state["ema"] is not None:
+            ema.load_state_dict(state["ema"])
+        self.generator.set_state(state["rng"])
+        return state["epoch"], History(**state["history"]), state["best_loss"]
 
     # -- the loop ---------------------------------------------------------------------------
     def fit(

@@ -228,8 +228,8 @@ def test_saved_model_holds_the_averaged_not_the_raw_weights(tmp_path, data) -> N
 
     from ase_gnn.training.checkpoint import load_checkpoint
 
-    tensors, _ = load_checkpoint(tmp_path / "checkpoints" / "last.ckpt")
-    raw, averaged = tensors["model"], tensors["ema"]
+    state = load_checkpoint(tmp_path / "checkpoints" / "last.ckpt")
+    raw, averaged = state["model"], state["ema"]
     best = load_file(str(tmp_path / "best.safetensors"))
     name = "output.2.weight"
     assert not torch.equal(raw[name], averaged[f"module.{name}"])
