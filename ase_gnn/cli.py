@@ -71,7 +71,7 @@ def _evaluate(args: argparse.Namespace) -> None:
     from pathlib import Path
 
     from ase_gnn.io import load_model
-    from ase_gnn.training import GraphDataset, LabelKeys, evaluate, read_structures
+    from ase_gnn.training import GraphDataset, LabelKeys, evaluate_metrics, read_structures
     from ase_gnn.training.setup import format_metrics, parity_plots
 
     model = load_model(args.model, dtype=args.dtype)
@@ -82,7 +82,7 @@ def _evaluate(args: argparse.Namespace) -> None:
         dataset = GraphDataset(
             structures, model.cutoff, model.dtype, keys, model.species, name=str(path)
         )
-        metrics[Path(path).stem] = evaluate(model, dataset)
+        metrics[Path(path).stem] = evaluate_metrics(model, dataset)
         if args.out:
             Path(args.out).mkdir(parents=True, exist_ok=True)
             parity_plots(model, structures, Path(args.out) / f"parity_{Path(path).stem}.png", keys)

@@ -18,9 +18,37 @@ from ase_gnn.io import save_model
 from ase_gnn.md import run_nve
 from ase_gnn.models.schnet import SchNet
 from ase_gnn.plots import learning_curve_plot
-from ase_gnn.training import GraphDataset, evaluate, fit
+from ase_gnn.training import GraphDataset, History, evaluate_metrics, train_model
 from ase_gnn.training.data import split
 from ase_gnn.training.setup import parity_plots
+
+
+def _train(
+    out: Path,
+    train: list[Atoms],
+    valid: list[Atoms],
+    test: list[Atoms],
+    seconds: float,
+    seed: int,
+    progress: bool,
+    log: Any,
+) -> tuple[SchNet, History, dict[str, float]]:
+    """Step 2 of the demo: the trained model (also saved, with plots), its history and test
+    metrics."""
+    model = SchNet(species=["Cu"], cutoff=5.0)
+    history = train_model(
+        model, train, valid, epochs=10_000, time_budget=seconds, seed=seed, progress=progress
+    )
+    save_model(model, out / "cu_schnet.safetensors")
+    metrics = evaluate_metrics(model, GraphDataset(test, model.cutoff, model.dtype))
+    log(
+        f"      {len(history.train_loss)} epochs in {history.seconds:.0f} s; test MAE: "
+        f"energy {1e3 * metrics['energy_mae']:.2f} meV/atom, "
+        f"forces {1e3 * metrics['forces_mae']:.1f} meV/Å"
+    )
+    learning_curve_plot(history.train_loss, history.valid, out / "learning_curve.png")
+    parity_plots(model, test, out / "parity.png")
+    return model, history, metrics
 
 
 def run_demo(
@@ -66,19 +94,7 @@ def run_demo(
     train, valid, test = split(structures, [0.1, 0.1], seed)
 
     log(f"[2/4] training SchNet on {len(train)} structures for up to {train_seconds:.0f} s")
-    model = SchNet(species=["Cu"], cutoff=5.0)
-    history = fit(
-        model, train, valid, epochs=10_000, time_budget=train_seconds, seed=seed, progress=progress
-    )
-    save_model(model, out / "cu_schnet.safetensors")
-    metrics = evaluate(model, GraphDataset(test, model.cutoff, model.dtype))
-    log(
-        f"      {len(history.train_loss)} epochs in {history.seconds:.0f} s; test MAE: "
-        f"energy {1e3 * metrics['energy_mae']:.2f} meV/atom, "
-        f"forces {1e3 * metrics['forces_mae']:.1f} meV/Å"
-    )
-    learning_curve_plot(history.train_loss, history.valid, out / "learning_curve.png")
-    parity_plots(model, test, out / "parity.png")
+    model, history, metrics = _train(out, train, valid, test, train_seconds, seed, progress, log)
 
     log(f"[3/4] NVE MD, 108 Cu atoms, {md_steps} × {md_timestep_fs} fs at 300 K with the model")
     atoms = bulk("Cu", cubic=True).repeat((3, 3, 3))

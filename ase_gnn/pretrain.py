@@ -10,8 +10,8 @@ Both tasks need positions and elements only, no energies:
   number 0, which the model must list among its species), and a node classification head
   predicts their true element from the environment (only masked atoms are labelled).
 
-Fine-tuning then starts from these weights: ``ase_gnn.training.fit`` (or ``Trainer``) on a few
-labelled structures. The mask species and the pretraining head stay in the model (unused).
+Fine-tuning then starts from these weights: ``ase_gnn.training.train_model`` (or ``Trainer``) on
+a few labelled structures. The mask species and the pretraining head stay in the model (unused).
 """
 
 from __future__ import annotations
@@ -28,7 +28,8 @@ from ase_gnn.models.base import EnergyModel
 from ase_gnn.nn.mlp import xavier_init_
 from ase_gnn.training.config import HeadConfig
 from ase_gnn.training.loss import LossWeights
-from ase_gnn.training.trainer import History, fit
+from ase_gnn.training.setup import train_model
+from ase_gnn.training.trainer import History
 
 #: Atomic number of the mask token (ASE's dummy element "X").
 MASK = 0
@@ -118,7 +119,7 @@ def pretrain(
     structures
         Unlabelled structures.
     epochs, batch_size, learning_rate, time_budget, seed, progress
-        As for :func:`ase_gnn.training.fit`.
+        As for :func:`ase_gnn.training.train_model`.
     noise, mask_fraction, copies
         As for :func:`pretraining_structures`.
     masked_species_weight
@@ -153,7 +154,7 @@ def pretrain(
             HeadConfig(MASKED_SPECIES, "node", "classification", classes=classes,
                        weight=masked_species_weight),
         )  # fmt: skip
-    history = fit(
+    history = train_model(
         model,
         data[num_valid:],
         data[:num_valid],

@@ -26,7 +26,7 @@ from scipy.stats import spearmanr
 from ase_gnn import CommitteeCalculator, SchNet
 from ase_gnn.generate import generate_emt
 from ase_gnn.md import thermalize_momenta
-from ase_gnn.training import fit
+from ase_gnn.training import train_model
 
 
 def groups(data: list[Atoms], count: int) -> dict[str, list[Atoms]]:
@@ -68,7 +68,7 @@ def main() -> None:
     for seed in range(args.members):
         torch.manual_seed(seed)
         model = SchNet(["Cu"])
-        fit(model, training[:-20], training[-20:], epochs=100_000, time_budget=args.budget,
+        train_model(model, training[:-20], training[-20:], epochs=100_000, time_budget=args.budget,
             seed=seed, progress=False)  # fmt: skip
         members.append(model)
     calc = CommitteeCalculator(members)

@@ -180,7 +180,7 @@ def train_ours(job: dict[str, Any]) -> None:
     from ase.io import read
 
     import ase_gnn
-    from ase_gnn.training import LossWeights, fit
+    from ase_gnn.training import LossWeights, train_model
 
     folder = Path(job["folder"])
     train = read(folder / "train.xyz", ":")
@@ -190,7 +190,7 @@ def train_ours(job: dict[str, Any]) -> None:
     weights = None  # ase-gnn's defaults
     if job["model"].endswith("-nl"):
         weights = LossWeights(energy=1.0, forces=1.0, stress=1.0 if job["data"] == "cu" else 0.0)
-    fit(model, train, valid, epochs=10**6, weights=weights, time_budget=job["budget"],
+    train_model(model, train, valid, epochs=10**6, weights=weights, time_budget=job["budget"],
         progress=False)  # fmt: skip
     ase_gnn.save_model(model, Path(job["workdir"]) / "model.safetensors")
 

@@ -34,7 +34,7 @@ from ase.calculators.morse import MorsePotential
 
 from ase_gnn import SchNet
 from ase_gnn.generate import generate_emt, generate_lennard_jones, generate_morse
-from ase_gnn.training import GraphDataset, evaluate, fit, prepare_model
+from ase_gnn.training import GraphDataset, evaluate_metrics, prepare_model, train_model
 from explain import METHODS, Explainer
 from explain.groundtruth import bond_energies, correlation
 
@@ -89,11 +89,11 @@ def main() -> None:
         # The physical E0 (isolated atom), not a least-squares fit: the attributions' baseline
         # "isolated atoms" must be what the reference calculator gives for them.
         prepare_model(model, train, isolated)
-        fit(
+        train_model(
             model, train, test[:10], epochs=10_000, time_budget=args.budget,
             fit_reference_energies=False, progress=False,
         )  # fmt: skip
-        metrics = evaluate(model, GraphDataset(test, model.cutoff, dtype=model.dtype))
+        metrics = evaluate_metrics(model, GraphDataset(test, model.cutoff, dtype=model.dtype))
         model = model.double()
         explained = [a for a in test if len(a) >= 8][: args.structures]
         for method in args.methods:

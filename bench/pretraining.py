@@ -24,7 +24,7 @@ from ase_gnn import SchNet
 from ase_gnn.generate import generate_emt_alloy
 from ase_gnn.nn.mlp import xavier_init_
 from ase_gnn.pretrain import pretrain
-from ase_gnn.training import GraphDataset, LossWeights, evaluate, fit
+from ase_gnn.training import GraphDataset, LossWeights, evaluate_metrics, train_model
 
 
 def main() -> None:
@@ -81,7 +81,7 @@ def main() -> None:
                 chosen = np.random.default_rng(draw).choice(len(labelled), size, replace=False)
                 model = new_model() if start is None else copy.deepcopy(start)
                 train = [labelled[i] for i in chosen]
-                fit(
+                train_model(
                     model,
                     train,
                     valid,
@@ -91,7 +91,7 @@ def main() -> None:
                     seed=draw,
                     progress=False,
                 )
-                metrics = evaluate(model, GraphDataset(test, model.cutoff, model.dtype))
+                metrics = evaluate_metrics(model, GraphDataset(test, model.cutoff, model.dtype))
                 energies.append(1e3 * metrics["energy_mae"])
                 forces.append(1e3 * metrics["forces_mae"])
             print(

@@ -44,7 +44,7 @@ from ase_gnn.generate import generate_emt_alloy
 from ase_gnn.md import thermalize_momenta
 from ase_gnn.molecules import generate_xtb
 from ase_gnn.pretrain import pretrain
-from ase_gnn.training import GraphDataset, evaluate
+from ase_gnn.training import GraphDataset, evaluate_metrics
 from ase_gnn.training.config import HeadConfig, RunConfig, TrainConfig
 from ase_gnn.training.data import fit_atomic_energies, head_labels
 from ase_gnn.training.setup import prepare_model
@@ -74,7 +74,9 @@ def train_with_heads(
 
 
 def _metrics(model: SchNet, test: list[Atoms], heads: tuple[HeadConfig, ...]) -> dict[str, float]:
-    return evaluate(model, GraphDataset(test, model.cutoff, model.dtype, heads=heads), heads=heads)
+    return evaluate_metrics(
+        model, GraphDataset(test, model.cutoff, model.dtype, heads=heads), heads=heads
+    )
 
 
 def baseline(train: list[Atoms], test: list[Atoms], head: HeadConfig, cutoff: float) -> float:
@@ -122,7 +124,7 @@ def ethanol(count: int, budget: float) -> None:
         HeadConfig("dipole", "graph", weight=10.0),
     )
     model, test, train = train_with_heads(structures, heads, budget, cutoff=4.0)
-    metrics = evaluate(
+    metrics = evaluate_metrics(
         model, GraphDataset(test, model.cutoff, model.dtype, heads=heads), heads=heads
     )
     energy, forces = 1e3 * metrics["energy_mae"], 1e3 * metrics["forces_mae"]
@@ -163,7 +165,7 @@ def phases(count: int, budget: float) -> None:
         HeadConfig("phase", "graph", "classification", classes=("fcc", "bcc", "hcp", "liquid")),
     )
     model, test, train = train_with_heads(structures, heads, budget, cutoff=5.0)
-    metrics = evaluate(
+    metrics = evaluate_metrics(
         model, GraphDataset(test, model.cutoff, model.dtype, heads=heads), heads=heads
     )
     accuracy, majority = metrics["phase_accuracy"], baseline(train, test, heads[0], 5.0)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
+import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -14,10 +16,10 @@ import torch
 from ase import Atoms
 from ase.data import atomic_numbers, chemical_symbols
 
-from ase_gnn.io import save_model
+from ase_gnn.io import resolve_dtype, save_model
 from ase_gnn.models.base import ARCHITECTURES, EnergyModel
 from ase_gnn.nn.embedding import check_species
-from ase_gnn.training.config import TrainConfig
+from ase_gnn.training.config import HeadConfig, OptimizerConfig, RunConfig, TrainConfig
 from ase_gnn.training.data import (
     GraphDataset,
     LabelKeys,
@@ -27,8 +29,8 @@ from ase_gnn.training.data import (
     read_structures,
     split,
 )
-from ase_gnn.training.loss import stress_label_mask
-from ase_gnn.training.trainer import History, Trainer, _world, evaluate
+from ase_gnn.training.loss import LossWeights, stress_label_mask
+from ase_gnn.training.trainer import History, Trainer, _world, evaluate_metrics
 
 logger = logging.getLogger(__name__)
 
@@ -168,7 +170,7 @@ def train_from_config(
     history = Trainer(model, config).fit(train, valid, test or None, resume=resume)
     sets = {"train": train, "valid": valid, "test": test}
     metrics = {
-        name: evaluate(
+        name: evaluate_metrics(
             model,
             GraphDataset(part, model.cutoff, model.dtype, keys, heads=config.heads),
             config.run.eval_batch_size,
@@ -242,3 +244,61 @@ def parity_plots(
         if ref
     }
     parity_plot(panels, path)
+
+
+def train_model(
+    model: EnergyModel,
+    train: Sequence[Atoms],
+    valid: Sequence[Atoms],
+    epochs: int = 100,
+    batch_size: int = 8,
+    learning_rate: float = 3e-3,
+    weights: LossWeights | None = None,
+    fit_reference_energies: bool = True,
+    time_budget: float | None = None,
+    dtype: torch.dtype | str = "float32",
+    device: str | torch.device = "cpu",
+    seed: int = 0,
+    progress: bool | None = None,
+    out_dir: str | Path | None = None,
+    heads: Sequence[HeadConfig] = (),
+) -> History:
+    """Train ``model`` in place with keyword arguments instead of a :class:`TrainConfig`.
+
+    Reference energies are fitted by least squares on ``train`` and the output scale set to the
+    RMS force (see :func:`prepare_model`); then :class:`Trainer` runs with Adam, EMA weights and
+    a plateau schedule. Files (checkpoints, metrics CSV) go to ``out_dir`` (a temporary folder
+    if None). ``heads`` are trained beside the energy (see :class:`HeadConfig`).
+
+    Returns
+    -------
+    History
+        Metrics per epoch.
+    """
+    weights = weights or LossWeights()
+    if fit_reference_energies:
+        prepare_model(model, train, "fit")
+    with tempfile.TemporaryDirectory() as tmp:
+        config = TrainConfig(
+            loss=dataclasses.replace(
+                TrainConfig().loss,
+                energy_weight=weights.energy,
+                forces_weight=weights.forces,
+                stress_weight=weights.stress,
+                kind=weights.kind,
+                huber_delta=weights.huber_delta,
+            ),
+            optimizer=OptimizerConfig(learning_rate=learning_rate),
+            run=RunConfig(
+                epochs=epochs,
+                batch_size=batch_size,
+                time_budget=time_budget,
+                dtype="float64" if resolve_dtype(dtype) == torch.float64 else "float32",
+                device=str(device),
+                seed=seed,
+                progress=progress,
+                out_dir=str(out_dir or tmp),
+            ),
+            heads=tuple(heads),
+        )
+        return Trainer(model, config).fit(train, valid)

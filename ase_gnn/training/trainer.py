@@ -30,7 +30,7 @@ from ase_gnn.heads import build_head
 from ase_gnn.io import resolve_dtype, save_model
 from ase_gnn.models.base import EnergyModel
 from ase_gnn.training.checkpoint import check_same_model, load_checkpoint, save_checkpoint
-from ase_gnn.training.config import HeadConfig, TrainConfig
+from ase_gnn.training.config import HeadConfig, TrainConfig, check_training_settings
 from ase_gnn.training.data import GraphDataset, LabelKeys
 from ase_gnn.training.loss import LossWeights, error_sums, metrics_from_sums, weighted_loss
 from ase_gnn.training.progress import TrainingProgress
@@ -155,7 +155,7 @@ def add_heads(model: EnergyModel, heads: Sequence[HeadConfig], seed: int | None 
         model.add_head(build_head({"level": head.level, **arguments}))
 
 
-def evaluate(
+def evaluate_metrics(
     model: EnergyModel,
     dataset: GraphDataset,
     batch_size: int = 16,
@@ -227,11 +227,11 @@ class Trainer:
             config.data.stress_key,
             config.data.weight_key,
         )
+        check_training_settings(config)
         self.heads = config.heads
-        # The run's own random stream: the global one is never seeded nor read, so a fit does
-        # not change the caller's random numbers. The loop draws nothing from it today (the
-        # shuffles are derived from seed and epoch, see global_batches); checkpoints keep it.
-        self.generator = torch.Generator().manual_seed(run.seed)
+        # The global random stream is never seeded nor read, so a fit does not change the
+        # caller's random numbers: heads are initialised under a fork of it, and the shuffles
+        # are derived from seed and epoch alone (global_batches), so a resume needs no state.
         add_heads(model, self.heads, seed=run.seed)
 
     # -- set-up -----------------------------------------------------------------------------
@@ -300,28 +300,18 @@ class Trainer:
         return None
 
     # -- checkpoints ------------------------------------------------------------------------
-    def _save(
-        self,
-        path: Path,
-        optimizer: torch.optim.Optimizer,
-        scheduler: Any,
-        ema: AveragedModel | None,
-        epoch: int,
-        history: History,
-        best_loss: float,
-    ) -> None:
+    def _save(self, run: _Run, path: Path, epoch: int) -> None:
         save_checkpoint(
             path,
             {
                 "model": self.model.state_dict(),
                 "model_config": self._model_config(),
-                "optimizer": optimizer.state_dict(),
-                "scheduler": None if scheduler is None else scheduler.state_dict(),
-                "ema": None if ema is None else ema.state_dict(),
-                "rng": self.generator.get_state(),
+                "optimizer": run.optimizer.state_dict(),
+                "scheduler": None if run.scheduler is None else run.scheduler.state_dict(),
+                "ema": None if run.ema is None else run.ema.state_dict(),
                 "epoch": epoch,
-                "best_loss": best_loss,
-                "history": dataclasses.asdict(history),
+                "best_loss": run.best_loss,
+                "history": dataclasses.asdict(run.history),
                 "config": self.config.to_dict(),
             },
         )
@@ -345,7 +335,6 @@ class Trainer:
             scheduler.load_state_dict(state["scheduler"])
         if ema is not None and state["ema"] is not None:
             ema.load_state_dict(state["ema"])
-        self.generator.set_state(state["rng"])
         return state["epoch"], History(**state["history"]), state["best_loss"]
 
     # -- the loop ---------------------------------------------------------------------------
@@ -372,16 +361,41 @@ class Trainer:
         History
             Metrics per epoch; also written to ``<out_dir>/metrics.csv`` by rank 0.
         """
-        run = self.config.run
+        run = self._start(train, valid, test, resume)
+        try:
+            for epoch in range(run.start_epoch, self.config.run.epochs):
+                weights = self._loss_weights(epoch)
+                if self.config.loss.switch_epoch == epoch:
+                    self._start_stage_two(run)
+                row = self._train_epoch(run, epoch, weights)
+                valid_metrics, valid_loss = self._validate(run, epoch, weights, row)
+                stopped = self._end_epoch(run, epoch, row, valid_metrics, valid_loss)
+                if stopped:
+                    run.history.stopped = stopped
+                    break
+            else:
+                run.history.stopped = "epochs"
+        finally:
+            run.bar.close()
+            if run.board is not None:
+                run.board.close()
+        return self._finish(run)
+
+    def _start(
+        self,
+        train: Sequence[Atoms] | GraphDataset,
+        valid: Sequence[Atoms] | GraphDataset,
+        test: Sequence[Atoms] | GraphDataset | None,
+        resume: bool,
+    ) -> _Run:
+        """Data sets, optimiser, schedule, EMA, output folders; the checkpoint if resuming."""
+        config = self.config.run
         self.model.to(device=self.device, dtype=self.dtype)
-        train_set, valid_set = self._dataset(train, "training"), self._dataset(valid, "validation")
-        test_set = None if test is None else self._dataset(test, "test")
         network: torch.nn.Module = self.model
         if self.world_size > 1:
             device_ids = [self.device.index] if self.device.type == "cuda" else None
             network = DistributedDataParallel(self.model, device_ids=device_ids)
         optimizer = self._optimizer()
-        scheduler = self._scheduler(optimizer)
         decay = self.config.optimizer.ema_decay
         ema = None
         if decay is not None:
@@ -390,153 +404,213 @@ class Trainer:
         checkpoints = self.out_dir / "checkpoints"
         if self.rank == 0:
             checkpoints.mkdir(parents=True, exist_ok=True)
-        history, best_loss, start_epoch = History(), math.inf, 0
-        if resume and (checkpoints / "last.ckpt").exists():
-            last_epoch, history, best_loss = self._restore(
-                checkpoints / "last.ckpt", optimizer, scheduler, ema
-            )
-            start_epoch = last_epoch + 1
-            logger.info("resumed from epoch %d", last_epoch)
-        show = (sys.stderr.isatty() if run.progress is None else run.progress) and self.rank == 0
-        board = _tensorboard(self.out_dir) if run.tensorboard and self.rank == 0 else None
-        bar = TrainingProgress(
-            run.epochs, run.time_budget, start_epoch, history.seconds, disable=not show
+        run = _Run(
+            model=self.model,
+            network=network,
+            optimizer=optimizer,
+            scheduler=self._scheduler(optimizer),
+            ema=ema,
+            train_set=self._dataset(train, "training"),
+            valid_set=self._dataset(valid, "validation"),
+            test_set=None if test is None else self._dataset(test, "test"),
+            checkpoints=checkpoints,
         )
-        clock = time.perf_counter() - history.seconds
-        stale = 0 if history.best_epoch < 0 else start_epoch - 1 - history.best_epoch
-        for epoch in range(start_epoch, run.epochs):
-            weights = self._loss_weights(epoch)
-            if self.config.loss.switch_epoch == epoch:
-                for group in optimizer.param_groups:
-                    group["lr"] = self.config.loss.switch_learning_rate
-                # The new weights change the scale of the validation loss: a stage-one best
-                # is not comparable, so stage two starts its own best model and patience.
-                best_loss, stale = math.inf, 0
-            self.model.train()
-            loss_sum, train_sums = 0.0, dict[str, float]()
-            for batch in global_batches(len(train_set), run.batch_size, run.seed, epoch):
-                if len(batch) < self.world_size:
-                    continue  # a last batch too small to give every process a structure
-                graph, labels = train_set.batch(batch[self.rank :: self.world_size], self.device)
-                prediction = predict(
-                    network, graph, forces=True, stress=weights.stress > 0, training=True
-                )
-                # Heads run the backbone once more: simple, and only when heads are trained.
-                outputs = None
-                if self.heads:
-                    outputs = self.model.head_outputs(graph, [h.name for h in self.heads])
-                loss = weighted_loss(
-                    prediction,
-                    labels,
-                    graph,
-                    weights,
-                    num_structures=len(batch) / self.world_size,
-                    head_outputs=outputs,
-                    heads=self.heads,
-                )
-                if not _finite_on_every_rank(loss.detach(), self.device):
-                    # Before the step, so the model keeps its last finite weights.
-                    _close(bar, board)
-                    raise _non_finite_loss("training", epoch, self.out_dir)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                if self.config.optimizer.gradient_clip is not None:
-                    torch.nn.utils.clip_grad_norm_(
-                        self.model.parameters(), self.config.optimizer.gradient_clip
-                    )
-                optimizer.step()
-                if ema is not None:
-                    ema.update_parameters(self.model)
-                loss_sum += float(loss.detach()) * len(batch) / self.world_size
-                for key, value in error_sums(
-                    prediction, labels, graph, outputs, self.heads
-                ).items():
-                    train_sums[key] = train_sums.get(key, 0.0) + value
-            # Every rank adds its share of the count, so the all-reduced count is the set size.
-            train_sums["loss"] = loss_sum
-            train_sums["count"] = float(len(train_set)) / self.world_size
-            train_sums = _all_reduce(train_sums, self.device)
-            evaluated = self.model if ema is None else cast(EnergyModel, ema.module)
-            evaluated.eval()
-            row: dict[str, float] = {
-                "epoch": epoch,
-                "learning_rate": optimizer.param_groups[0]["lr"],
-                "train_loss": train_sums["loss"] / train_sums["count"],
-            }
-            row |= {f"train_{k}": v for k, v in metrics_from_sums(train_sums).items()}
-            valid_metrics = evaluate(
-                evaluated, valid_set, run.eval_batch_size, shard=True, heads=self.heads
+        if resume and (checkpoints / "last.ckpt").exists():
+            last_epoch, run.history, run.best_loss = self._restore(
+                checkpoints / "last.ckpt", optimizer, run.scheduler, ema
             )
-            row |= {f"valid_{k}": v for k, v in valid_metrics.items()}
-            if test_set is not None:
-                test_metrics = evaluate(
-                    evaluated, test_set, run.eval_batch_size, shard=True, heads=self.heads
-                )
-                row |= {f"test_{k}": v for k, v in test_metrics.items()}
-            valid_loss = _validation_loss(valid_metrics, weights, self.heads)
-            if not math.isfinite(valid_loss):  # the same on every rank (metrics are reduced)
-                _close(bar, board)
-                raise _non_finite_loss("validation", epoch, self.out_dir)
-            if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
-                scheduler.step(valid_loss)
-            elif scheduler is not None:
-                scheduler.step()
-            row["seconds"] = time.perf_counter() - clock
-            history.rows.append(row)
-            improved = valid_loss < best_loss
-            stale = 0 if improved else stale + 1
+            run.start_epoch = last_epoch + 1
+            logger.info("resumed from epoch %d", last_epoch)
+        if run.history.best_epoch >= 0:
+            run.stale = run.start_epoch - 1 - run.history.best_epoch
+        show = config.progress if config.progress is not None else sys.stderr.isatty()
+        run.bar = TrainingProgress(
+            config.epochs,
+            config.time_budget,
+            run.start_epoch,
+            run.history.seconds,
+            disable=not (show and self.rank == 0),
+        )
+        run.board = _tensorboard(self.out_dir) if config.tensorboard and self.rank == 0 else None
+        run.clock = time.perf_counter() - run.history.seconds
+        return run
+
+    def _start_stage_two(self, run: _Run) -> None:
+        """At ``switch_epoch``: the second stage's learning rate, and its own best and patience."""
+        for group in run.optimizer.param_groups:
+            group["lr"] = self.config.loss.switch_learning_rate
+        # The new weights change the scale of the validation loss: a stage-one best is not
+        # comparable, so stage two starts its own best model and patience (as MACE does).
+        run.best_loss, run.stale = math.inf, 0
+
+    def _train_epoch(self, run: _Run, epoch: int, weights: LossWeights) -> dict[str, float]:
+        """One pass over the training set; the epoch's training metrics (reduced over ranks)."""
+        self.model.train()
+        loss_sum, sums = 0.0, dict[str, float]()
+        batch_size = self.config.run.batch_size
+        for batch in global_batches(len(run.train_set), batch_size, self.config.run.seed, epoch):
+            if len(batch) < self.world_size:
+                continue  # a last batch too small to give every process a structure
+            loss, batch_sums = self._step(run, batch, weights, epoch)
+            loss_sum += loss * len(batch) / self.world_size
+            for key, value in batch_sums.items():
+                sums[key] = sums.get(key, 0.0) + value
+        # Every rank adds its share of the count, so the all-reduced count is the set size.
+        sums["loss"] = loss_sum
+        sums["count"] = float(len(run.train_set)) / self.world_size
+        sums = _all_reduce(sums, self.device)
+        row: dict[str, float] = {
+            "epoch": epoch,
+            "learning_rate": run.optimizer.param_groups[0]["lr"],
+            "train_loss": sums["loss"] / sums["count"],
+        }
+        return row | {f"train_{k}": v for k, v in metrics_from_sums(sums).items()}
+
+    def _step(
+        self, run: _Run, batch: list[int], weights: LossWeights, epoch: int
+    ) -> tuple[float, dict[str, float]]:
+        """One optimiser step on this rank's share of a global batch: its loss and error sums."""
+        graph, labels = run.train_set.batch(batch[self.rank :: self.world_size], self.device)
+        prediction = predict(
+            run.network, graph, forces=True, stress=weights.stress > 0, training=True
+        )
+        # Heads run the backbone once more: simple, and only when heads are trained.
+        outputs = None
+        if self.heads:
+            outputs = self.model.head_outputs(graph, [h.name for h in self.heads])
+        loss = weighted_loss(
+            prediction,
+            labels,
+            graph,
+            weights,
+            num_structures=len(batch) / self.world_size,
+            head_outputs=outputs,
+            heads=self.heads,
+        )
+        if not _finite_on_every_rank(loss.detach(), self.device):
+            # Before the step, so the model keeps its last finite weights.
+            raise _non_finite_loss("training", epoch, self.out_dir)
+        run.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.config.optimizer.gradient_clip is not None:
+            torch.nn.utils.clip_grad_norm_(
+                self.model.parameters(), self.config.optimizer.gradient_clip
+            )
+        run.optimizer.step()
+        if run.ema is not None:
+            run.ema.update_parameters(self.model)
+        return float(loss.detach()), error_sums(prediction, labels, graph, outputs, self.heads)
+
+    def _validate(
+        self, run: _Run, epoch: int, weights: LossWeights, row: dict[str, float]
+    ) -> tuple[dict[str, float], float]:
+        """Validation (and test) metrics into ``row``; the validation loss steps the schedule."""
+        run.evaluated.eval()
+        batch_size = self.config.run.eval_batch_size
+        valid_metrics = evaluate_metrics(
+            run.evaluated, run.valid_set, batch_size, shard=True, heads=self.heads
+        )
+        row |= {f"valid_{k}": v for k, v in valid_metrics.items()}
+        if run.test_set is not None:
+            test_metrics = evaluate_metrics(
+                run.evaluated, run.test_set, batch_size, shard=True, heads=self.heads
+            )
+            row |= {f"test_{k}": v for k, v in test_metrics.items()}
+        valid_loss = _validation_loss(valid_metrics, weights, self.heads)
+        if not math.isfinite(valid_loss):  # the same on every rank (metrics are reduced)
+            raise _non_finite_loss("validation", epoch, self.out_dir)
+        if isinstance(run.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            run.scheduler.step(valid_loss)
+        elif run.scheduler is not None:
+            run.scheduler.step()
+        return valid_metrics, valid_loss
+
+    def _end_epoch(
+        self,
+        run: _Run,
+        epoch: int,
+        row: dict[str, float],
+        valid_metrics: dict[str, float],
+        valid_loss: float,
+    ) -> str:
+        """Record the epoch, keep the best model, checkpoint; why the run stops, or ``""``."""
+        config = self.config.run
+        row["seconds"] = time.perf_counter() - run.clock
+        run.history.rows.append(row)
+        improved = valid_loss < run.best_loss
+        run.stale = 0 if improved else run.stale + 1
+        if improved:
+            run.best_loss, run.history.best_epoch = valid_loss, epoch
+        out_of_time = config.time_budget is not None and row["seconds"] > config.time_budget
+        if self.world_size > 1:  # every rank must stop at the same epoch
+            flag = torch.tensor([float(out_of_time)], device=self.device)
+            dist.broadcast(flag, 0)
+            out_of_time = bool(flag.item())
+        patience = config.early_stopping_patience
+        stop_early = patience is not None and run.stale >= patience
+        if self.rank == 0:
             if improved:
-                best_loss, history.best_epoch = valid_loss, epoch
-            out_of_time = run.time_budget is not None and row["seconds"] > run.time_budget
-            if self.world_size > 1:  # every rank must stop at the same epoch
-                flag = torch.tensor([float(out_of_time)], device=self.device)
-                dist.broadcast(flag, 0)
-                out_of_time = bool(flag.item())
-            stop_early = (
-                run.early_stopping_patience is not None and stale >= run.early_stopping_patience
-            )
-            last = epoch == run.epochs - 1 or out_of_time or stop_early
-            if self.rank == 0:
-                if improved:
-                    save_model(evaluated, self.out_dir / "best.safetensors")
-                due = last or (epoch + 1) % run.checkpoint_every == 0
-                for name in ["best"] * improved + ["last"] * due:
-                    self._save(
-                        checkpoints / f"{name}.ckpt",
-                        optimizer,
-                        scheduler,
-                        ema,
-                        epoch,
-                        history,
-                        best_loss,
-                    )
-                write_metrics_csv(history, self.out_dir / "metrics.csv")
-                if board is not None:
-                    for key, value in row.items():
-                        board.add_scalar(key, value, epoch)
-            bar.update(
-                epoch + 1,
-                row["seconds"],
-                E_meV=f"{1e3 * valid_metrics['energy_mae']:.1f}",
-                F_meV=f"{1e3 * valid_metrics.get('forces_mae', math.nan):.1f}",
-            )
-            logger.info("epoch %d %s", epoch, row)
-            if out_of_time or stop_early:
-                history.stopped = "time_budget" if out_of_time else "early_stopping"
-                break
-        else:
-            history.stopped = "epochs"
-        _close(bar, board)
+                save_model(run.evaluated, self.out_dir / "best.safetensors")
+            last = epoch == config.epochs - 1 or out_of_time or stop_early
+            due = last or (epoch + 1) % config.checkpoint_every == 0
+            for name in ["best"] * improved + ["last"] * due:
+                self._save(run, run.checkpoints / f"{name}.ckpt", epoch)
+            write_metrics_csv(run.history, self.out_dir / "metrics.csv")
+            if run.board is not None:
+                for key, value in row.items():
+                    run.board.add_scalar(key, value, epoch)
+        run.bar.update(
+            epoch + 1,
+            row["seconds"],
+            E_meV=f"{1e3 * valid_metrics['energy_mae']:.1f}",
+            F_meV=f"{1e3 * valid_metrics.get('forces_mae', math.nan):.1f}",
+        )
+        logger.info("epoch %d %s", epoch, row)
+        if out_of_time:
+            return "time_budget"
+        return "early_stopping" if stop_early else ""
+
+    def _finish(self, run: _Run) -> History:
+        """The best weights (or the average) into the model, in eval mode."""
         if self.world_size > 1:
             dist.barrier()
         best = self.out_dir / "best.safetensors"
-        if history.best_epoch >= 0 and best.exists():
-            tensors = _read_weights(best)
-            self.model.load_state_dict(tensors)
-        elif ema is not None:
-            self.model.load_state_dict(ema.module.state_dict())
+        if run.history.best_epoch >= 0 and best.exists():
+            self.model.load_state_dict(_read_weights(best))
+        elif run.ema is not None:
+            self.model.load_state_dict(run.ema.module.state_dict())
         self.model.eval()
-        return history
+        return run.history
+
+
+@dataclass
+class _Run:
+    """The state one call of :meth:`Trainer.fit` passes between its steps."""
+
+    model: EnergyModel
+    network: torch.nn.Module
+    """The model, or its ``DistributedDataParallel`` wrapper."""
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    ema: AveragedModel | None
+    train_set: GraphDataset
+    valid_set: GraphDataset
+    test_set: GraphDataset | None
+    checkpoints: Path
+    history: History = field(default_factory=History)
+    best_loss: float = math.inf
+    stale: int = 0
+    """Epochs since the validation loss last improved."""
+    start_epoch: int = 0
+    clock: float = 0.0
+    """``time.perf_counter()`` at the (virtual) start of the run, resumed time included."""
+    bar: Any = None
+    board: Any = None
+
+    @property
+    def evaluated(self) -> EnergyModel:
+        """What is evaluated and saved: the weight average if there is one, else the model."""
+        return self.model if self.ema is None else cast(EnergyModel, self.ema.module)
 
 
 def _finite_on_every_rank(value: torch.Tensor, device: torch.device) -> bool:
@@ -553,12 +627,6 @@ def _non_finite_loss(kind: str, epoch: int, out_dir: Path) -> ValueError:
         f"was saved ({out_dir / 'best.safetensors'}, if present, holds the best epoch so far); "
         "lower the learning rate or enable gradient clipping"
     )
-
-
-def _close(bar: TrainingProgress, board: Any) -> None:
-    bar.close()
-    if board is not None:
-        board.close()
 
 
 def _tensorboard(out_dir: Path) -> Any:
@@ -583,6 +651,12 @@ def global_batches(num_items: int, batch_size: int, seed: int, epoch: int) -> li
     The order depends only on ``seed`` and ``epoch`` (so a resumed run replays it exactly). Under
     data parallelism process r takes ``batch[r::world_size]`` of every batch, so the global batches
     are the same whatever the number of processes.
+
+    Why not ``DataLoader`` with ``DistributedSampler``: the sampler gives each process its own
+    shard and pads it with repeated structures, so the global batches (and the trained model)
+    change with the number of processes; and graphs are built once and cached in
+    :class:`GraphDataset`, so worker processes would only add copying. A ``DataLoader`` over
+    these index lists would do the same work with more machinery.
     """
     generator = torch.Generator().manual_seed(seed + 1_000_003 * epoch)
     order = torch.randperm(num_items, generator=generator).tolist()
@@ -598,66 +672,3 @@ def write_metrics_csv(history: History, path: Path) -> None:
         writer = csv.DictWriter(handle, fieldnames=columns)
         writer.writeheader()
         writer.writerows(history.rows)
-
-
-def fit(
-    model: EnergyModel,
-    train: Sequence[Atoms],
-    valid: Sequence[Atoms],
-    epochs: int = 100,
-    batch_size: int = 8,
-    learning_rate: float = 3e-3,
-    weights: LossWeights | None = None,
-    fit_reference_energies: bool = True,
-    time_budget: float | None = None,
-    dtype: torch.dtype | str = "float32",
-    device: str | torch.device = "cpu",
-    seed: int = 0,
-    progress: bool | None = None,
-    out_dir: str | Path | None = None,
-    heads: Sequence[HeadConfig] = (),
-) -> History:
-    """Train ``model`` in place with keyword arguments instead of a :class:`TrainConfig`.
-
-    Reference energies are fitted by least squares on ``train`` and the output scale set to the
-    RMS force (see :func:`prepare_model`); then :class:`Trainer` runs with Adam, EMA weights and
-    a plateau schedule. Files (checkpoints, metrics CSV) go to ``out_dir`` (a temporary folder
-    if None). ``heads`` are trained beside the energy (see :class:`HeadConfig`).
-
-    Returns
-    -------
-    History
-        Metrics per epoch.
-    """
-    import tempfile
-
-    from ase_gnn.training.config import OptimizerConfig, RunConfig
-    from ase_gnn.training.setup import prepare_model
-
-    weights = weights or LossWeights()
-    if fit_reference_energies:
-        prepare_model(model, train, "fit")
-    with tempfile.TemporaryDirectory() as tmp:
-        config = TrainConfig(
-            loss=dataclasses.replace(
-                TrainConfig().loss,
-                energy_weight=weights.energy,
-                forces_weight=weights.forces,
-                stress_weight=weights.stress,
-                kind=weights.kind,
-                huber_delta=weights.huber_delta,
-            ),
-            optimizer=OptimizerConfig(learning_rate=learning_rate),
-            run=RunConfig(
-                epochs=epochs,
-                batch_size=batch_size,
-                time_budget=time_budget,
-                dtype="float64" if resolve_dtype(dtype) == torch.float64 else "float32",
-                device=str(device),
-                seed=seed,
-                progress=progress,
-                out_dir=str(out_dir or tmp),
-            ),
-            heads=tuple(heads),
-        )
-        return Trainer(model, config).fit(train, valid)

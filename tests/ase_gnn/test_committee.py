@@ -11,7 +11,7 @@ from ase.calculators.calculator import PropertyNotImplementedError
 from ase_gnn import CommitteeCalculator, GNNCalculator, save_model
 from ase_gnn.generate import generate_emt
 from ase_gnn.testing import tiny_model
-from ase_gnn.training import fit
+from ase_gnn.training import train_model
 
 
 def _members(count=3):
@@ -61,7 +61,7 @@ def test_spread_grows_away_from_the_training_data():
     for seed in range(3):
         torch.manual_seed(seed)
         model = tiny_model("SchNet", ["Cu"], cutoff=4.0)
-        fit(model, data[:32], data[32:], epochs=15, seed=seed, progress=False)
+        train_model(model, data[:32], data[32:], epochs=15, seed=seed, progress=False)
         members.append(model)
     calc = CommitteeCalculator(members)
     familiar = [a.copy() for a in data[32:] if a.info["config_type"] in ("bulk", "md")]

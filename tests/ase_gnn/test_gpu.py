@@ -10,7 +10,7 @@ from ase.build import bulk, fcc111
 from ase_gnn import GNNCalculator, batch_graphs, graph_from_atoms, load_model, predict, save_model
 from ase_gnn.generate import generate_emt
 from ase_gnn.testing import tiny_model
-from ase_gnn.training import fit
+from ase_gnn.training import train_model
 
 pytestmark = [
     pytest.mark.gpu,
@@ -60,5 +60,5 @@ def test_model_saved_on_cuda_loads_on_cpu(tmp_path) -> None:
 def test_training_runs_on_cuda() -> None:
     data = generate_emt("Cu", 12, progress=False)
     model = tiny_model("SchNet", ["Cu"])
-    history = fit(model, data[:10], data[10:], epochs=3, device="cuda", progress=False)
+    history = train_model(model, data[:10], data[10:], epochs=3, device="cuda", progress=False)
     assert model.device.type == "cuda" and np.isfinite(history.train_loss).all()

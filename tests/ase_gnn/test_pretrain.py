@@ -10,7 +10,7 @@ from ase.build import bulk
 from ase_gnn import SchNet
 from ase_gnn.generate import generate_emt_alloy
 from ase_gnn.pretrain import MASK, pretrain, pretraining_structures
-from ase_gnn.training import GraphDataset, evaluate, fit
+from ase_gnn.training import GraphDataset, evaluate_metrics, train_model
 
 
 def test_labels_point_back_to_the_clean_structure_and_name_masked_elements():
@@ -43,8 +43,8 @@ def test_pretraining_then_fine_tuning_beats_training_from_scratch_on_few_labels(
             history = pretrain(model, unlabelled, epochs=30, progress=False)
             assert history.rows[-1]["valid_masked_species_accuracy"] > 0.6
             assert history.rows[-1]["valid_forces_mae"] < 0.75  # predicting no noise: 0.80
-        fit(model, few, valid, epochs=60, progress=False)
-        metrics = evaluate(model, GraphDataset(test, model.cutoff, model.dtype))
+        train_model(model, few, valid, epochs=60, progress=False)
+        metrics = evaluate_metrics(model, GraphDataset(test, model.cutoff, model.dtype))
         forces_mae[start] = metrics["forces_mae"]
     # Measured 80 vs 92 meV/Å (energies per atom are about equal: 49 vs 50 meV/atom).
     assert forces_mae["pretrained"] < 0.93 * forces_mae["scratch"]

@@ -17,7 +17,7 @@ from ase_gnn.training import config_from_dict
 @pytest.mark.parametrize(
     ("section", "key", "value", "message"),
     [
-        ("run", "time_budget", -5.0, r"\[run\] time_budget must be greater than 0"),
+        ("run", "time_budget", -5.0, r"\[run\] time_budget must be at least 0"),
         ("run", "time_budget", math.nan, r"\[run\] time_budget must be a finite number"),
         ("run", "eval_batch_size", 0, r"\[run\] eval_batch_size must be at least 1"),
         ("run", "checkpoint_every", 0, r"checkpoint_every must be at least 1"),

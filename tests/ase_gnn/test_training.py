@@ -11,7 +11,13 @@ from ase.calculators.singlepoint import SinglePointCalculator
 
 from ase_gnn import SchNet
 from ase_gnn.generate import generate_emt, generate_emt_alloy
-from ase_gnn.training import GraphDataset, evaluate, fit, fit_atomic_energies, labels_from_atoms
+from ase_gnn.training import (
+    GraphDataset,
+    evaluate_metrics,
+    fit_atomic_energies,
+    labels_from_atoms,
+    train_model,
+)
 
 
 @pytest.fixture(scope="module")
@@ -50,16 +56,16 @@ def test_empty_data_set_is_a_clear_error() -> None:
 def test_element_missing_from_the_model_is_rejected_before_training() -> None:
     data = generate_emt_alloy(("Cu", "Au"), 4, progress=False)
     with pytest.raises(ValueError, match="Au"):
-        fit(SchNet(["Cu"]), data[:2], data[2:], epochs=1, progress=False)
+        train_model(SchNet(["Cu"]), data[:2], data[2:], epochs=1, progress=False)
 
 
 def test_training_learns_emt_far_better_than_the_untrained_model(cu_data) -> None:
     train, valid = cu_data[:40], cu_data[40:]
     model = SchNet(["Cu"], cutoff=4.5, hidden_channels=32, num_interactions=2)
     model.set_atomic_energies(fit_atomic_energies(train, model.species))
-    before = evaluate(model, GraphDataset(valid, model.cutoff, model.dtype))
-    history = fit(model, train, valid, epochs=25, batch_size=4, progress=False)
-    after = evaluate(model, GraphDataset(valid, model.cutoff, model.dtype))
+    before = evaluate_metrics(model, GraphDataset(valid, model.cutoff, model.dtype))
+    history = train_model(model, train, valid, epochs=25, batch_size=4, progress=False)
+    after = evaluate_metrics(model, GraphDataset(valid, model.cutoff, model.dtype))
     assert after == history.valid[history.best_epoch]
     assert after["forces_mae"] < 0.5 * before["forces_mae"]
     assert after["energy_mae"] < 0.05  # eV/atom
@@ -72,11 +78,24 @@ def test_training_learns_emt_far_better_than_the_untrained_model(cu_data) -> Non
 
 def test_training_in_float64_gives_a_float64_model(cu_data) -> None:
     model = SchNet(["Cu"], cutoff=4.0, hidden_channels=8, num_interactions=1)
-    fit(model, cu_data[:4], cu_data[4:6], epochs=1, dtype="float64", progress=False)
+    train_model(model, cu_data[:4], cu_data[4:6], epochs=1, dtype="float64", progress=False)
     assert model.dtype == torch.float64
 
 
 def test_time_budget_stops_training(cu_data) -> None:
     model = SchNet(["Cu"], cutoff=4.0, hidden_channels=8, num_interactions=1)
-    history = fit(model, cu_data[:8], cu_data[8:10], epochs=10_000, time_budget=0.0, progress=False)
+    history = train_model(
+        model, cu_data[:8], cu_data[8:10], epochs=10_000, time_budget=0.0, progress=False
+    )
     assert len(history.train_loss) == 1
+
+
+def test_old_names_still_work_with_a_deprecation_warning() -> None:
+    import ase_gnn.training as training
+
+    with pytest.warns(DeprecationWarning, match="training.fit is now ase_gnn.training.train_model"):
+        assert training.fit is training.train_model
+    with pytest.warns(DeprecationWarning, match="evaluate_metrics"):
+        assert training.evaluate is training.evaluate_metrics
+    with pytest.raises(AttributeError):
+        training.no_such_name  # noqa: B018

@@ -15,7 +15,7 @@ from ase_gnn.testing import tiny_model
 from ase_gnn.training import config_from_dict
 from ase_gnn.training.config import HeadConfig, RunConfig, TrainConfig
 from ase_gnn.training.data import GraphDataset, head_labels
-from ase_gnn.training.trainer import Trainer, add_heads, evaluate
+from ase_gnn.training.trainer import Trainer, add_heads, evaluate_metrics
 
 PHASES = {"fcc": 3.61, "bcc": 2.87, "sc": 2.40}
 
@@ -98,7 +98,7 @@ def test_heads_train_with_the_energy_and_beat_baselines(tmp_path):
     loaded = load_model(model_file)
     assert loaded.heads["phase"].classes == ("fcc", "bcc", "sc")
     dataset = GraphDataset(valid, loaded.cutoff, loaded.dtype, heads=heads)
-    again = evaluate(loaded, dataset, heads=heads)
+    again = evaluate_metrics(loaded, dataset, heads=heads)
     assert again["phase_accuracy"] == pytest.approx(final["valid_phase_accuracy"])
 
 

@@ -11,7 +11,7 @@ from ase.calculators.lj import LennardJones
 from ase_gnn import SchNet
 from ase_gnn.generate import generate_lennard_jones
 from ase_gnn.testing import tiny_model
-from ase_gnn.training import fit, prepare_model
+from ase_gnn.training import prepare_model, train_model
 
 if importlib.util.find_spec("captum") is None:  # explain needs the [explain] extra
     collect_ignore_glob = ["test_*.py"]
@@ -39,7 +39,9 @@ def lj_model(lj_data):
     model = SchNet(["Ar"], cutoff=5.0, hidden_channels=32, num_interactions=2, num_radial=8)
     prepare_model(model, lj_data[:120], "isolated:lj")
     train, valid = lj_data[:120], lj_data[120:]
-    fit(model, train, valid, epochs=40, batch_size=8, fit_reference_energies=False, progress=False)
+    train_model(
+        model, train, valid, epochs=40, batch_size=8, fit_reference_energies=False, progress=False
+    )
     return model.double()
 
 
