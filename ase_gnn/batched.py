@@ -127,11 +127,13 @@ class Relaxation:
     Attributes
     ----------
     converged
-        ``[S]`` whether the largest atomic force fell below ``fmax``.
+        ``[S]`` whether the optimizer judged the structure converged (largest constrained
+        atomic force below ``fmax``).
     steps
         ``[S]`` optimizer steps taken.
     fmax
-        ``[S]`` largest atomic force at the end, eV/Å.
+        ``[S]`` largest atomic force at the end, eV/Å, after the constraints are applied (a
+        fixed atom counts as force-free), as the optimizer sees it.
     energy
         ``[S]`` energy at the end, eV.
     """
@@ -155,18 +157,20 @@ def relax(
 
     Every optimizer step evaluates the forces of all structures not yet converged in batched
     model calls (:func:`evaluate`); every structure keeps its own ASE optimizer and stops as soon
-    as its largest force is below ``fmax``. The result equals relaxing the structures one by one
-    with :class:`ase_gnn.GNNCalculator` and the same optimizer. Cells are kept fixed.
+    as that optimizer judges it converged (its largest force below ``fmax``, after constraints
+    such as ``FixAtoms``, ``FixCartesian`` or ``FixBondLength`` are applied). The result, step by
+    step, equals relaxing the structures one by one with :class:`ase_gnn.GNNCalculator` and the
+    same optimizer (``opt.run(fmax, steps=max_steps)``). Cells are kept fixed.
 
     Parameters
     ----------
     model
         The potential.
     structures
-        ``ase.Atoms`` relaxed in place; each ends with a ``SinglePointCalculator`` holding its
-        final energy and forces.
+        ``ase.Atoms`` relaxed in place, constraints honoured; each ends with a
+        ``SinglePointCalculator`` holding its final energy and (unconstrained) forces.
     fmax
-        Convergence threshold on the largest atomic force, eV/Å.
+        Convergence threshold on the largest constrained atomic force, eV/Å.
     max_steps
         Most optimizer steps per structure.
     optimizer
@@ -186,26 +190,33 @@ def relax(
     from ase.optimize import FIRE
 
     optimizers = [(optimizer or FIRE)(atoms, logfile=None) for atoms in structures]
+    for opt in optimizers:
+        opt.fmax = fmax  # what Optimizer.run(fmax) sets, read by opt.converged()
     steps = np.zeros(len(structures), dtype=int)
+    converged = np.zeros(len(structures), dtype=bool)
     largest = np.full(len(structures), np.inf)
     energy = np.zeros(len(structures))
     active = list(range(len(structures)))
     for _ in tqdm(range(max_steps + 1), disable=not progress, desc="relax", unit="step"):
-        results = evaluate(model, [structures[k] for k in active], batch_size, ("forces",))
+        results = evaluate(
+            model, [structures[k] for k in active], batch_size, ("forces", "free_energy")
+        )
         still_active = []
         for k, result in zip(active, results):
             atoms = structures[k]
-            atoms.calc = SinglePointCalculator(
-                atoms, energy=result["energy"], forces=result["forces"]
-            )
+            atoms.calc = SinglePointCalculator(atoms, **result)
             energy[k] = result["energy"]
-            forces = result["forces"]
-            largest[k] = np.linalg.norm(forces, axis=1).max() if len(atoms) else 0.0
-            if largest[k] >= fmax and steps[k] < max_steps:
+            # The forces the optimizer sees: atoms.get_forces() applies the constraints (a fixed
+            # atom's force is removed), and the optimizer judges convergence on them itself.
+            constrained = atoms.get_forces()
+            largest[k] = np.linalg.norm(constrained, axis=1).max() if len(atoms) else 0.0
+            # ASE's own test takes a maximum over atoms, which fails for an empty structure.
+            converged[k] = len(atoms) == 0 or bool(optimizers[k].converged())
+            if not converged[k] and steps[k] < max_steps:
                 optimizers[k].step()  # reads the forces just stored, moves the atoms
                 steps[k] += 1
                 still_active.append(k)
         active = still_active
         if not active:
             break
-    return Relaxation(largest < fmax, steps, largest, energy)
+    return Relaxation(converged, steps, largest, energy)
