@@ -16,6 +16,7 @@ from ase import Atoms
 from ase.optimize.optimize import Optimizer
 from tqdm.auto import tqdm
 
+from ase_gnn._input_checks import check_distinct_positions, check_extensive
 from ase_gnn.calculator import GNNCalculator, to_ase_results
 from ase_gnn.forces import Prediction, predict
 from ase_gnn.graph import batch_graphs, has_stress
@@ -71,7 +72,20 @@ def evaluate(
         raise ValueError(f"unknown properties {unknown}; choose from {list(PROPERTIES)}")
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    check_extensive(model)
     structures = list(structures)
+    return _evaluate(model, structures, range(len(structures)), batch_size, properties, progress)
+
+
+def _evaluate(
+    model: EnergyModel,
+    structures: Sequence[Atoms],
+    numbers: Sequence[int],
+    batch_size: int,
+    properties: Sequence[str],
+    progress: bool = False,
+) -> list[dict[str, Any]]:
+    """:func:`evaluate` without argument checks; ``numbers`` name the structures in errors."""
     results: list[dict[str, Any]] = [{} for _ in structures]
     # Structures with and without stress go in separate batches (stress needs a 3-D cell).
     for wants_stress in (True, False):
@@ -85,7 +99,7 @@ def evaluate(
             indices = chosen[start : start + batch_size]
             predictions = _predict_batch(
                 model,
-                [structures[k] for k in indices],
+                {numbers[k]: structures[k] for k in indices},
                 forces="forces" in properties,
                 stress=wants_stress and "stress" in properties,
             )
@@ -96,17 +110,16 @@ def evaluate(
 
 
 def _predict_batch(
-    model: EnergyModel, structures: list[Atoms], forces: bool, stress: bool
+    model: EnergyModel, structures: dict[int, Atoms], forces: bool, stress: bool
 ) -> list[Prediction]:
-    """One model call for ``structures``, split into one-structure predictions."""
-    for atoms in structures:
+    """One model call for ``structures`` (by number), split into one-structure predictions."""
+    graphs = []
+    for number, atoms in structures.items():
         check_species(atoms.numbers, model.species)
-    graph = batch_graphs(
-        [
-            graph_from_atoms(a, model.cutoff, dtype=model.dtype, device=model.device)
-            for a in structures
-        ]
-    )
+        graph = graph_from_atoms(atoms, model.cutoff, dtype=model.dtype, device=model.device)
+        check_distinct_positions(graph, where=f"structure {number}: ")
+        graphs.append(graph)
+    graph = batch_graphs(graphs)
     batch = predict(model, graph, forces=forces, stress=stress)
     ptr = graph.ptr.tolist()
     return [
@@ -189,6 +202,9 @@ def relax(
     from ase.calculators.singlepoint import SinglePointCalculator
     from ase.optimize import FIRE
 
+    check_extensive(model)
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     optimizers = [(optimizer or FIRE)(atoms, logfile=None) for atoms in structures]
     for opt in optimizers:
         opt.fmax = fmax  # what Optimizer.run(fmax) sets, read by opt.converged()
@@ -198,8 +214,8 @@ def relax(
     energy = np.zeros(len(structures))
     active = list(range(len(structures)))
     for _ in tqdm(range(max_steps + 1), disable=not progress, desc="relax", unit="step"):
-        results = evaluate(
-            model, [structures[k] for k in active], batch_size, ("forces", "free_energy")
+        results = _evaluate(
+            model, [structures[k] for k in active], active, batch_size, ("forces", "free_energy")
         )
         still_active = []
         for k, result in zip(active, results):
