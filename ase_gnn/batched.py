@@ -16,6 +16,7 @@ from ase import Atoms
 from ase.optimize.optimize import Optimizer
 from tqdm.auto import tqdm
 
+from ase_gnn._input_checks import check_distinct_positions, check_extensive
 from ase_gnn.calculator import GNNCalculator, to_ase_results
 from ase_gnn.forces import Prediction, predict
 from ase_gnn.graph import batch_graphs, has_stress
@@ -71,7 +72,20 @@ def evaluate(
         raise ValueError(f"unknown properties {unknown}; choose from {list(PROPERTIES)}")
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    check_extensive(model)
     structures = list(structures)
+    return _evaluate(model, structures, range(len(structures)), batch_size, properties, progress)
+
+
+def _evaluate(
+    model: EnergyModel,
+    structures: Sequence[Atoms],
+    numbers: Sequence[int],
+    batch_size: int,
+    properties: Sequence[str],
+    progress: bool = False,
+) -> list[dict[str, Any]]:
+    """:func:`evaluate` without argument checks; ``numbers`` name the structures in errors."""
     results: list[dict[str, Any]] = [{} for _ in structures]
     # Structures with and without stress go in separate batches (stress needs a 3-D cell).
     for wants_stress in (True, False):
@@ -85,7 +99,7 @@ def evaluate(
             indices = chosen[start : start + batch_size]
             predictions = _predict_batch(
                 model,
-                [structures[k] for k in indices],
+                {numbers[k]: structures[k] for k in indices},
                 forces="forces" in properties,
                 stress=wants_stress and "stress" in properties,
             )
@@ -96,17 +110,16 @@ def evaluate(
 
 
 def _predict_batch(
-    model: EnergyModel, structures: list[Atoms], forces: bool, stress: bool
+    model: EnergyModel, structures: dict[int, Atoms], forces: bool, stress: bool
 ) -> list[Prediction]:
-    """One model call for ``structures``, split into one-structure predictions."""
-    for atoms in structures:
+    """One model call for ``structures`` (by number), split into one-structure predictions."""
+    graphs = []
+    for number, atoms in structures.items():
         check_species(atoms.numbers, model.species)
-    graph = batch_graphs(
-        [
-            graph_from_atoms(a, model.cutoff, dtype=model.dtype, device=model.device)
-            for a in structures
-        ]
-    )
+        graph = graph_from_atoms(atoms, model.cutoff, dtype=model.dtype, device=model.device)
+        check_distinct_positions(graph, where=f"structure {number}: ")
+        graphs.append(graph)
+    graph = batch_graphs(graphs)
     batch = predict(model, graph, forces=forces, stress=stress)
     ptr = graph.ptr.tolist()
     return [
@@ -127,11 +140,13 @@ class Relaxation:
     Attributes
     ----------
     converged
-        ``[S]`` whether the largest atomic force fell below ``fmax``.
+        ``[S]`` whether the optimizer judged the structure converged (largest constrained
+        atomic force below ``fmax``).
     steps
         ``[S]`` optimizer steps taken.
     fmax
-        ``[S]`` largest atomic force at the end, eV/Å.
+        ``[S]`` largest atomic force at the end, eV/Å, after the constraints are applied (a
+        fixed atom counts as force-free), as the optimizer sees it.
     energy
         ``[S]`` energy at the end, eV.
     """
@@ -155,18 +170,20 @@ def relax(
 
     Every optimizer step evaluates the forces of all structures not yet converged in batched
     model calls (:func:`evaluate`); every structure keeps its own ASE optimizer and stops as soon
-    as its largest force is below ``fmax``. The result equals relaxing the structures one by one
-    with :class:`ase_gnn.GNNCalculator` and the same optimizer. Cells are kept fixed.
+    as that optimizer judges it converged (its largest force below ``fmax``, after constraints
+    such as ``FixAtoms``, ``FixCartesian`` or ``FixBondLength`` are applied). The result, step by
+    step, equals relaxing the structures one by one with :class:`ase_gnn.GNNCalculator` and the
+    same optimizer (``opt.run(fmax, steps=max_steps)``). Cells are kept fixed.
 
     Parameters
     ----------
     model
         The potential.
     structures
-        ``ase.Atoms`` relaxed in place; each ends with a ``SinglePointCalculator`` holding its
-        final energy and forces.
+        ``ase.Atoms`` relaxed in place, constraints honoured; each ends with a
+        ``SinglePointCalculator`` holding its final energy and (unconstrained) forces.
     fmax
-        Convergence threshold on the largest atomic force, eV/Å.
+        Convergence threshold on the largest constrained atomic force, eV/Å.
     max_steps
         Most optimizer steps per structure.
     optimizer
@@ -185,27 +202,37 @@ def relax(
     from ase.calculators.singlepoint import SinglePointCalculator
     from ase.optimize import FIRE
 
+    check_extensive(model)
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     optimizers = [(optimizer or FIRE)(atoms, logfile=None) for atoms in structures]
+    for opt in optimizers:
+        opt.fmax = fmax  # what Optimizer.run(fmax) sets, read by opt.converged()
     steps = np.zeros(len(structures), dtype=int)
+    converged = np.zeros(len(structures), dtype=bool)
     largest = np.full(len(structures), np.inf)
     energy = np.zeros(len(structures))
     active = list(range(len(structures)))
     for _ in tqdm(range(max_steps + 1), disable=not progress, desc="relax", unit="step"):
-        results = evaluate(model, [structures[k] for k in active], batch_size, ("forces",))
+        results = _evaluate(
+            model, [structures[k] for k in active], active, batch_size, ("forces", "free_energy")
+        )
         still_active = []
         for k, result in zip(active, results):
             atoms = structures[k]
-            atoms.calc = SinglePointCalculator(
-                atoms, energy=result["energy"], forces=result["forces"]
-            )
+            atoms.calc = SinglePointCalculator(atoms, **result)
             energy[k] = result["energy"]
-            forces = result["forces"]
-            largest[k] = np.linalg.norm(forces, axis=1).max() if len(atoms) else 0.0
-            if largest[k] >= fmax and steps[k] < max_steps:
+            # The forces the optimizer sees: atoms.get_forces() applies the constraints (a fixed
+            # atom's force is removed), and the optimizer judges convergence on them itself.
+            constrained = atoms.get_forces()
+            largest[k] = np.linalg.norm(constrained, axis=1).max() if len(atoms) else 0.0
+            # ASE's own test takes a maximum over atoms, which fails for an empty structure.
+            converged[k] = len(atoms) == 0 or bool(optimizers[k].converged())
+            if not converged[k] and steps[k] < max_steps:
                 optimizers[k].step()  # reads the forces just stored, moves the atoms
                 steps[k] += 1
                 still_active.append(k)
         active = still_active
         if not active:
             break
-    return Relaxation(largest < fmax, steps, largest, energy)
+    return Relaxation(converged, steps, largest, energy)

@@ -6,12 +6,12 @@ import copy
 import os
 from typing import Any, cast
 
-import numpy as np
 import torch
 from ase import Atoms
-from ase.calculators.calculator import CalculationFailed, Calculator, all_changes
+from ase.calculators.calculator import Calculator, all_changes
 from ase.stress import full_3x3_to_voigt_6_stress
 
+from ase_gnn._input_checks import check_distinct_positions, check_extensive, check_finite
 from ase_gnn.forces import Prediction, predict
 from ase_gnn.graph import has_stress
 from ase_gnn.io import check_model_dtype, load_model, resolve_dtype
@@ -19,14 +19,6 @@ from ase_gnn.models.base import EnergyModel
 from ase_gnn.neighbors import graph_from_atoms
 from ase_gnn.nn.embedding import check_species
 from ase_gnn.skin import SkinNeighborList
-
-
-def check_finite(results: dict[str, Any]) -> dict[str, Any]:
-    """``results`` unchanged, or ``CalculationFailed`` naming the first non-finite property."""
-    for name, value in results.items():
-        if not np.isfinite(value).all():
-            raise CalculationFailed(f"the model returned non-finite {name}")
-    return results
 
 
 def to_ase_results(prediction: Prediction) -> dict[str, Any]:
@@ -62,7 +54,8 @@ class GNNCalculator(Calculator):
     All properties come from one model call (energy, free energy, per-atom energies, forces and,
     for periodic 3-D cells, stress), so ASE's caching makes one call per MD step. Per-atom
     ``energies`` include the reference energies E0 and sum to ``energy``. A structure with no
-    periodic axis has no stress (``PropertyNotImplementedError``, as for ASE's EMT).
+    periodic axis has no stress (``PropertyNotImplementedError``, as for ASE's EMT). Models with
+    a ``"mean"`` readout (intensive energy) and atoms at the same position are a ``ValueError``.
 
     Parameters
     ----------
@@ -107,6 +100,7 @@ class GNNCalculator(Calculator):
             model = load_model(model, device=device, dtype=dtype)
         if not isinstance(model, EnergyModel):
             raise TypeError(f"model must be an EnergyModel or a path, got {type(model).__name__}")
+        check_extensive(model)  # a mean readout: a ValueError, not energies per atom
         target_dtype = model.dtype if dtype is None else resolve_dtype(dtype)
         target_device = torch.device(device)
         if model.dtype != target_dtype or model.device != target_device:
@@ -143,5 +137,6 @@ class GNNCalculator(Calculator):
             graph = graph_from_atoms(self.atoms, self.model.cutoff, dtype, device)
         else:
             graph = self._neighbors.graph(self.atoms, dtype, device)
+        check_distinct_positions(graph)
         prediction = predict(self._forward, graph, forces=True, stress=has_stress(self.atoms))
         self.results = check_finite(to_ase_results(prediction))

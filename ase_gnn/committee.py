@@ -17,7 +17,8 @@ import torch
 from ase import Atoms
 from ase.calculators.calculator import Calculator, all_changes
 
-from ase_gnn.calculator import GNNCalculator, check_finite, to_ase_results
+from ase_gnn._input_checks import check_distinct_positions, check_finite
+from ase_gnn.calculator import GNNCalculator, to_ase_results
 from ase_gnn.forces import predict
 from ase_gnn.graph import AtomicGraph, has_stress
 from ase_gnn.models.base import EnergyModel
@@ -86,6 +87,7 @@ class CommitteeCalculator(Calculator):
                 graphs[key] = graph_from_atoms(
                     self.atoms, model.cutoff, dtype=model.dtype, device=model.device
                 )
+                check_distinct_positions(graphs[key])
             prediction = predict(model, graphs[key], forces=True, stress=has_stress(self.atoms))
             members.append(to_ase_results(prediction))
         self.results = _mean_and_spread(members)

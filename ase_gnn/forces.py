@@ -19,7 +19,9 @@ components for numeric atom-centered orbitals", Comput. Phys. Commun. 190, 33 (2
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from itertools import chain
+from typing import cast
 
 import torch
 from torch import Tensor
@@ -61,6 +63,10 @@ def predict(
 ) -> Prediction:
     """Evaluate ``model`` on ``graph`` and derive forces and stress by autograd.
 
+    The results do not depend on the caller's autograd mode: autograd is switched on inside
+    (also under ``torch.no_grad()`` and ``torch.inference_mode()``), and graphs or models made
+    under inference mode are used through normal copies, never changed.
+
     Parameters
     ----------
     model
@@ -83,14 +89,34 @@ def predict(
     -------
     Prediction
         Energies ``[B]``, local energies ``[N]``, forces ``[N, 3]`` and stress ``[B, 3, 3]``.
+
+    Raises
+    ------
+    ValueError
+        If the model's dtype or device differs from the graph's.
+    RuntimeError
+        If forces or stress are requested for a graph with edges but the model's local energies
+        have no autograd path to the positions (a model that detaches its output).
     """
-    reference = next(iter(model.parameters()))
-    if reference.dtype != graph.dtype or reference.device != graph.device:
-        raise ValueError(
-            f"model ({reference.dtype}, {reference.device}) and graph ({graph.dtype}, "
-            f"{graph.device}) "
-            "differ in dtype or device; use graph.to(...) or model.to(...)"
-        )
+    _check_dtype_and_device(model, graph)
+    # Forces and stress are derivatives: they need autograd whatever the caller's mode (under
+    # no_grad or inference_mode they would otherwise come out as silent zeros). Energies alone
+    # are the same in any mode and need no autograd graph.
+    with torch.inference_mode(False), torch.set_grad_enabled(forces or stress or training):
+        graph = _normal_graph(graph)
+        edge_weight = None if edge_weight is None else _normal(edge_weight)
+        return _predict(model, graph, forces, stress, training, edge_weight)
+
+
+def _predict(
+    model: torch.nn.Module,
+    graph: AtomicGraph,
+    forces: bool,
+    stress: bool,
+    training: bool,
+    edge_weight: Tensor | None,
+) -> Prediction:
+    """:func:`predict` with autograd on and no inference tensors in ``graph``."""
     positions, cell = graph.positions, graph.cell
     inputs: list[Tensor] = []
     if forces:
@@ -107,14 +133,22 @@ def predict(
         identity = torch.eye(3, dtype=cell.dtype, device=cell.device)
         positions = torch.einsum("ni,nij->nj", positions, identity + symmetric[graph.batch])
         cell = cell @ (identity + symmetric)
-    local_energies = model(graph.with_positions(positions, cell), edge_weight)
+    local_energies = _call(model, graph.with_positions(positions, cell), edge_weight)
     energy = sum_per_graph(local_energies, graph)
     result_forces = result_stress = None
     if inputs:
         raw_grads: Sequence[Tensor | None] = [None] * len(inputs)
-        if local_energies.requires_grad:  # False only when no atom has an energy term (N = 0)
+        if local_energies.requires_grad:
             raw_grads = torch.autograd.grad(
                 energy.sum(), inputs, create_graph=training, allow_unused=True
+            )
+        elif graph.num_edges > 0:
+            # Without edges (N = 0, or only isolated atoms of a frozen model) the energy may
+            # rightly not depend on positions; with edges it must.
+            raise RuntimeError(
+                "the model's local energies have no autograd path to the positions (the model "
+                "detaches them or computes them under torch.no_grad), so forces and stress "
+                "cannot be derived"
             )
         grads = [torch.zeros_like(x) if g is None else g for x, g in zip(inputs, raw_grads)]
         if forces:
@@ -128,3 +162,45 @@ def predict(
         result_forces = None if result_forces is None else result_forces.detach()
         result_stress = None if result_stress is None else result_stress.detach()
     return Prediction(energy, local_energies, result_forces, result_stress)
+
+
+def _check_dtype_and_device(model: torch.nn.Module, graph: AtomicGraph) -> None:
+    """``ValueError`` if the model's first parameter (or buffer) differs from the graph in dtype
+    or device; a model with neither has nothing to compare."""
+    reference = next(chain(model.parameters(), model.buffers()), None)
+    if reference is None:
+        return
+    if reference.dtype != graph.dtype or reference.device != graph.device:
+        raise ValueError(
+            f"model ({reference.dtype}, {reference.device}) and graph ({graph.dtype}, "
+            f"{graph.device}) "
+            "differ in dtype or device; use graph.to(...) or model.to(...)"
+        )
+
+
+def _normal(tensor: Tensor) -> Tensor:
+    """``tensor``, or a normal copy if it is an inference tensor (made under inference_mode),
+    which autograd cannot save for backward."""
+    return tensor.clone() if tensor.is_inference() else tensor
+
+
+def _normal_graph(graph: AtomicGraph) -> AtomicGraph:
+    """``graph`` with every inference tensor replaced by a normal copy."""
+    values = {field.name: getattr(graph, field.name) for field in fields(graph)}
+    if not any(value.is_inference() for value in values.values()):
+        return graph
+    return AtomicGraph(**{name: _normal(value) for name, value in values.items()})
+
+
+def _call(model: torch.nn.Module, graph: AtomicGraph, edge_weight: Tensor | None) -> Tensor:
+    """Local energies ``[N]`` from ``model``; parameters and buffers that are inference tensors
+    (the model was built or converted under inference_mode) are replaced by normal copies for
+    this call only, the model itself is left unchanged."""
+    inference = {
+        name: tensor.clone()
+        for name, tensor in chain(model.named_parameters(), model.named_buffers())
+        if tensor.is_inference()
+    }
+    if not inference:
+        return cast(Tensor, model(graph, edge_weight))
+    return cast(Tensor, torch.func.functional_call(model, inference, (graph, edge_weight)))
