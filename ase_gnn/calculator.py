@@ -14,7 +14,7 @@ from ase.stress import full_3x3_to_voigt_6_stress
 from ase_gnn._input_checks import check_distinct_positions, check_extensive, check_finite
 from ase_gnn.forces import Prediction, predict
 from ase_gnn.graph import has_stress
-from ase_gnn.io import check_model_dtype, load_model, resolve_dtype
+from ase_gnn.io import check_model_dtype, load_model, resolve_device, resolve_dtype
 from ase_gnn.models.base import EnergyModel
 from ase_gnn.neighbors import graph_from_atoms
 from ase_gnn.nn.embedding import check_species
@@ -102,7 +102,7 @@ class GNNCalculator(Calculator):
             raise TypeError(f"model must be an EnergyModel or a path, got {type(model).__name__}")
         check_extensive(model)  # a mean readout: a ValueError, not energies per atom
         target_dtype = model.dtype if dtype is None else resolve_dtype(dtype)
-        target_device = torch.device(device)
+        target_device = resolve_device(device)
         if model.dtype != target_dtype or model.device != target_device:
             model = copy.deepcopy(model).to(device=target_device, dtype=target_dtype)
         check_model_dtype(model)  # half precision or mixed dtypes: a clear ValueError

@@ -17,8 +17,8 @@ from ase.calculators.emt import EMT
 from ase_gnn import GNNCalculator, evaluate, graph_from_atoms, predict, relax
 from ase_gnn.graph import AtomicGraph, edge_vectors
 from ase_gnn.testing import TOLERANCES, tiny_model
+from ase_gnn.training import evaluate_metrics
 from ase_gnn.training.data import GraphDataset
-from ase_gnn.training.trainer import evaluate as evaluate_metrics
 
 CONTEXTS = {"no_grad": torch.no_grad, "inference_mode": torch.inference_mode}
 

@@ -125,3 +125,11 @@ def test_drift_from_fewer_than_two_frames_is_refused() -> None:
         trajectory.drift_per_atom()
     with pytest.raises(ValueError, match="two or more frames"):
         NVETrajectory().drift_per_atom()
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="CUDA is present")
+def test_calculator_on_cuda_without_cuda_is_refused_clearly() -> None:
+    from ase_gnn import GNNCalculator
+
+    with pytest.raises(ValueError, match="no usable CUDA"):
+        GNNCalculator(SchNet(["Cu"], hidden_channels=8, num_interactions=1), device="cuda")
