@@ -29,14 +29,18 @@ from ase_gnn.graph import AtomicGraph
 MAX_COORDINATE = 1.0e5
 #: Largest number of periodic images searched per atom before a cell is called too narrow.
 MAX_IMAGES = 200_000
+#: Smallest cutoff accepted, in Å: far below any bond, well above vesin's own limit (1e-6 Å,
+#: which it reports as a RuntimeError from C).
+MIN_CUTOFF = 1.0e-3
 
 
 def validate_structure(atoms: ase.Atoms, cutoff: float) -> None:
     """Raise ``ValueError`` naming the problem if ``atoms`` cannot be turned into a graph.
 
-    Checks: the cutoff is positive and finite; positions and cell are finite; coordinates are not
-    absurdly large; every periodic axis has a non-zero lattice vector and the periodic vectors are
-    linearly independent; a periodic cell is not so narrow that the image search would explode.
+    Checks: the cutoff is finite and at least :data:`MIN_CUTOFF`; positions and cell are finite;
+    coordinates are not absurdly large; every periodic axis has a non-zero lattice vector and the
+    periodic vectors are linearly independent; a periodic cell is not so narrow that the image
+    search would explode.
 
     Parameters
     ----------
@@ -47,6 +51,11 @@ def validate_structure(atoms: ase.Atoms, cutoff: float) -> None:
     """
     if not (math.isfinite(cutoff) and cutoff > 0):
         raise ValueError(f"cutoff must be a positive finite number of Å, got {cutoff!r}")
+    if cutoff < MIN_CUTOFF:
+        raise ValueError(
+            f"cutoff {cutoff!r} Å is below the smallest supported cutoff {MIN_CUTOFF} Å "
+            "(no two atoms are that close; is the cutoff in the wrong unit?)"
+        )
     positions = np.asarray(atoms.positions, dtype=np.float64)
     cell = np.asarray(atoms.cell[:], dtype=np.float64)
     pbc = np.asarray(atoms.pbc, dtype=bool)
