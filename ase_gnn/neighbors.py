@@ -18,6 +18,12 @@ be degenerate or costly, searches with ``scipy.spatial.cKDTree`` over the period
 
 Conventions
 -----------
+* The graph's positions are :func:`wrapped_positions`: ``atoms.positions`` wrapped into the cell
+  along periodic axes and centred along the others, computed in float64 before the cast to the
+  model's dtype, and the cell shifts refer to them. Edge vectors are then exact in float32 far
+  from the origin too (a cast of |r| = 1e4 Å keeps only ~5e-4 Å); they differ from
+  ``atoms.positions`` by a lattice vector per atom and one common translation, which change no
+  energy, force or stress.
 * Empty ``Atoms`` give a graph with N = 0 and E = 0 (energy 0, forces of shape (0, 3)).
 * An atom with no neighbor inside the cutoff is kept, with no edges; models give it its reference
   energy E0 and zero force.
@@ -46,6 +52,9 @@ MIN_CUTOFF = 1.0e-3
 #: Most cells vesin's CPU cell list uses (``MAX_NUMBER_OF_CELLS`` in vesin's cpu_cell_list.cpp,
 #: vesin 0.5 to 0.6, checked on 0.6.2); above it the grid is shrunk and an axis may get no cell.
 VESIN_MAX_CELLS = 1.0e5
+#: Fractional coordinates within this of a cell face count as on it (not wrapped), so that a
+#: rounding error does not move an atom sitting on the face to the opposite one.
+WRAP_TOLERANCE = 1.0e-8
 #: Most cell-to-cell visits vesin may make (each costs a few ns even for empty cells) before
 #: the tree search is used instead.
 MAX_CELL_VISITS = 1.0e7
@@ -167,6 +176,46 @@ def _completed_cell(cell: np.ndarray, pbc: np.ndarray) -> np.ndarray:
     return full
 
 
+def wrapped_positions(atoms: ase.Atoms) -> tuple[np.ndarray, np.ndarray]:
+    """Positions as :func:`graph_from_atoms` stores them: wrapped into the cell and centred.
+
+    Along periodic axes every atom is moved by whole lattice vectors into the cell (fractional
+    coordinates in [0, 1)); along non-periodic directions all atoms are moved together so that
+    their bounding box is centred on 0. All in float64, so that the model's dtype then holds
+    coordinates no larger than the cell or the structure, whatever ``atoms.positions`` are.
+
+    Parameters
+    ----------
+    atoms
+        The structure; positions in Å.
+
+    Returns
+    -------
+    positions : numpy.ndarray
+        ``[N, 3]`` float64 Å: ``atoms.positions − offsets·cell − origin`` for one ``origin``
+        (which lies in the non-periodic directions).
+    offsets : numpy.ndarray
+        ``[N, 3]`` int64 lattice offsets of every atom (zero on non-periodic axes). An edge
+        (i, j, S) of the graph is (i, j, S − offsets[j] + offsets[i]) in ``atoms.positions``.
+    """
+    positions = np.array(atoms.positions, dtype=np.float64)
+    cell = np.asarray(atoms.cell[:], dtype=np.float64)
+    pbc = np.asarray(atoms.pbc, dtype=bool)
+    offsets = np.zeros(positions.shape, dtype=np.int64)
+    if len(positions) == 0:
+        return positions, offsets
+    full = _completed_cell(cell, pbc)
+    if pbc.any():
+        fractional = positions @ np.linalg.inv(full)
+        offsets[:, pbc] = np.floor(fractional[:, pbc] + WRAP_TOLERANCE)
+        positions -= offsets @ cell
+    if not pbc.all():
+        centre = 0.5 * (positions.min(axis=0) + positions.max(axis=0))
+        basis = full[~pbc]  # orthonormal rows spanning the non-periodic directions
+        positions -= (basis @ centre) @ basis
+    return positions, offsets
+
+
 def neighbor_pairs(
     positions: np.ndarray, cell: np.ndarray, pbc: np.ndarray, cutoff: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -279,6 +328,8 @@ def graph_from_atoms(
 
     Every ordered pair (i, j, S) with 0 < |r_j + S·cell − r_i| < ``cutoff`` becomes an edge (both
     directions are present; an atom's own periodic images are neighbors when the cell is small).
+    The graph holds r = :func:`wrapped_positions` (periodic atoms wrapped into the cell, the rest
+    centred) and its shifts S refer to them.
 
     Parameters
     ----------
@@ -287,7 +338,8 @@ def graph_from_atoms(
     cutoff
         Cutoff radius in Å.
     dtype
-        Float dtype of positions, cell and shifts. The neighbor search itself runs in float64.
+        Float dtype of positions, cell and shifts. The neighbor search, the wrapping and
+        centring of the positions (see :func:`wrapped_positions`) run in float64.
     device
         Device of the returned tensors.
 
@@ -303,7 +355,7 @@ def graph_from_atoms(
         too narrow for the cutoff (see :func:`validate_structure`).
     """
     validate_structure(atoms, cutoff)
-    positions = np.asarray(atoms.positions, dtype=np.float64)
+    positions, _ = wrapped_positions(atoms)
     cell = np.asarray(atoms.cell[:], dtype=np.float64)
     pbc = np.asarray(atoms.pbc, dtype=bool)
     if len(atoms) > 0:

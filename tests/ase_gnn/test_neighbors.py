@@ -20,7 +20,7 @@ from ase.neighborlist import primitive_neighbor_list
 
 from ase_gnn import neighbors
 from ase_gnn.graph import AtomicGraph, batch_graphs, edge_pairs, edge_vectors
-from ase_gnn.neighbors import graph_from_atoms
+from ase_gnn.neighbors import graph_from_atoms, wrapped_positions
 
 
 def _slab_with_zero_c() -> Atoms:
@@ -107,9 +107,20 @@ def _edge_set(graph: AtomicGraph) -> set[tuple[int, int, tuple[int, ...]]]:
 
 
 def _ase_edges(atoms: Atoms, cutoff: float, quantities: str = "ijS"):
-    return primitive_neighbor_list(
-        quantities, atoms.pbc, atoms.cell[:], atoms.positions, cutoff, self_interaction=False
+    """ASE's edges of ``atoms``; shifts S turned into the graph's (S + offset_j − offset_i).
+
+    The graph holds the atoms wrapped into the cell by whole lattice vectors (``offsets``).
+    """
+    result = list(
+        primitive_neighbor_list(
+            quantities, atoms.pbc, atoms.cell[:], atoms.positions, cutoff, self_interaction=False
+        )
     )
+    if "S" in quantities:
+        _, offsets = wrapped_positions(atoms)
+        i, j = result[quantities.index("i")], result[quantities.index("j")]
+        result[quantities.index("S")] += offsets[j] - offsets[i]
+    return result
 
 
 @pytest.mark.parametrize("name", STRUCTURES)
@@ -303,9 +314,8 @@ def test_edge_pairs_leave_edges_without_reverse_alone():
 def test_tree_search_gives_ases_edges(name):
     # the fallback for shapes vesin cannot take must be right on every cell family too
     atoms, cutoff = _structures()[name]
-    center, neighbor, shift = neighbors._tree_pairs(
-        atoms.positions, atoms.cell[:], atoms.pbc, cutoff
-    )
+    positions, _ = wrapped_positions(atoms)
+    center, neighbor, shift = neighbors._tree_pairs(positions, atoms.cell[:], atoms.pbc, cutoff)
     i, j, expected_shift = _ase_edges(atoms, cutoff)
     ours = set(zip(center.tolist(), neighbor.tolist(), map(tuple, shift.tolist()), strict=True))
     expected = set(zip(i.tolist(), j.tolist(), map(tuple, expected_shift.tolist()), strict=True))
