@@ -187,7 +187,8 @@ def wrapped_positions(atoms: ase.Atoms) -> tuple[np.ndarray, np.ndarray]:
     Parameters
     ----------
     atoms
-        The structure; positions in Å.
+        The structure; positions in Å. Its periodic cell vectors must be independent (as
+        :func:`validate_structure` checks).
 
     Returns
     -------
