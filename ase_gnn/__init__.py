@@ -5,7 +5,7 @@ Public API::
     AtomicGraph, batch_graphs, edge_vectors      atomic graphs (ase_gnn.graph)
     edge_pairs, reverse_edges                    edges matched with their reverses
     has_stress, stress_mask                      which structures have a stress
-    graph_from_atoms                             neighbor lists (ase_gnn.neighbors)
+    graph_from_atoms, wrapped_positions          neighbor lists; the positions graphs hold
     EnergyModel, SchNet, NequIP, ARCHITECTURES   potentials (ase_gnn.models)
     predict, Prediction                          energy, forces, stress (ase_gnn.forces)
     GNNCalculator                                the ASE calculator
@@ -37,7 +37,7 @@ from ase_gnn.graph import (
 from ase_gnn.heads import EdgeHead, GraphHead, Head, NodeHead
 from ase_gnn.io import load_model, read_metadata, save_model
 from ase_gnn.models import ARCHITECTURES, EnergyModel, NequIP, SchNet
-from ase_gnn.neighbors import graph_from_atoms
+from ase_gnn.neighbors import graph_from_atoms, wrapped_positions
 from ase_gnn.unsupervised import AnomalyDetector, Embeddings, cluster, embed
 
 __version__ = "0.1.0"
@@ -79,4 +79,5 @@ __all__ = [
     "stress_mask",
     "to_ase_results",
     "unbatch",
+    "wrapped_positions",
 ]

@@ -61,6 +61,9 @@ class GraphDiagnosis:
     sweep_energies
         ``[K]`` model energy per atom in eV when only edges shorter than r are kept, or None
         without a model.
+    full_energy
+        Model energy per atom in eV on its full graph (every edge within the model's cutoff, as
+        the calculator sees it): the reference of the sweep's ΔE; None without a model.
     """
 
     cutoff: float
@@ -72,6 +75,7 @@ class GraphDiagnosis:
     sweep_cutoffs: np.ndarray
     sweep_neighbors: np.ndarray
     sweep_energies: np.ndarray | None = None
+    full_energy: float | None = None
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -92,13 +96,22 @@ class GraphDiagnosis:
             widths = ", ".join(f"{'abc'[a]} {self.widths[a]:.3f}" for a in np.flatnonzero(periodic))
             lines.append(f"  cell widths (Å): {widths}")
         if self.sweep_energies is not None:
-            lines.append("  cutoff sweep (edges shorter than r kept):")
+            lines.append(
+                f"  cutoff sweep (edges shorter than r kept; full graph: {self.full_energy:.5f} "
+                "eV/atom):"
+            )
             lines.append("      r (Å)   neighbors   E/atom (eV)   ΔE/atom vs full (meV)")
-            full = self.sweep_energies[-1]
-            for r, n, e in zip(self.sweep_cutoffs, self.sweep_neighbors, self.sweep_energies):
-                lines.append(f"    {r:7.3f}   {n:9.2f}   {e:11.5f}   {1e3 * (e - full):14.2f}")
+            for r, n, e, change in zip(
+                self.sweep_cutoffs, self.sweep_neighbors, self.sweep_energies, self._changes()
+            ):
+                lines.append(f"    {r:7.3f}   {n:9.2f}   {e:11.5f}   {change:14.2f}")
         lines += [f"  problem: {p}" for p in self.problems] or ["  no problems found"]
         return "\n".join(lines)
+
+    def _changes(self) -> np.ndarray:
+        """``[K]`` sweep energies per atom minus the full graph's, meV."""
+        assert self.sweep_energies is not None and self.full_energy is not None
+        return 1e3 * (self.sweep_energies - self.full_energy)
 
     def plot(self, path: str | os.PathLike[str] | None = None) -> Figure:
         """Neighbor-count histogram and the cutoff sweep (neighbors and, with a model, energy).
@@ -129,8 +142,7 @@ class GraphDiagnosis:
         sweep.set(xlabel="graph cutoff r / Å", ylabel="mean neighbors", title="cutoff sweep")
         if self.sweep_energies is not None:
             energy_axis = sweep.twinx()
-            change = 1e3 * (self.sweep_energies - self.sweep_energies[-1])
-            energy_axis.plot(self.sweep_cutoffs, change, "s-", color="tab:red")
+            energy_axis.plot(self.sweep_cutoffs, self._changes(), "s-", color="tab:red")
             energy_axis.set_ylabel("ΔE per atom vs full graph / meV", color="tab:red")
         if path is not None:
             figure.savefig(path, dpi=120)
@@ -197,24 +209,43 @@ def diagnose(
         (int(center[k]), int(neighbor[k]), float(distance[k]), float(threshold[k])) for k in short
     ]
     sweep_neighbors = np.array([(distance < r).sum() / max(len(atoms), 1) for r in sweep])
-    energies = None if model is None else _sweep_energies(model, atoms, sweep)
+    energies = full = None
+    if model is not None:
+        energies, full = _sweep_energies(model, atoms, sweep)
     report = GraphDiagnosis(
-        cutoff, counts, isolated, self_images, widths, short_pairs, sweep, sweep_neighbors, energies
+        cutoff,
+        counts,
+        isolated,
+        self_images,
+        widths,
+        short_pairs,
+        sweep,
+        sweep_neighbors,
+        energies,
+        full,
     )
     report.problems = _problems(report, atoms)
     return report
 
 
-def _sweep_energies(model: EnergyModel, atoms: Atoms, sweep: np.ndarray) -> np.ndarray:
-    """Energy per atom (eV) with only the edges shorter than each r of ``sweep`` kept."""
+def _sweep_energies(
+    model: EnergyModel, atoms: Atoms, sweep: np.ndarray
+) -> tuple[np.ndarray, float]:
+    """Energies per atom in eV: ``[K]`` for the sweep and one for the full graph.
+
+    At each r of ``sweep`` only the edges shorter than r are kept; the full graph keeps every
+    edge within the model's cutoff.
+    """
     graph = graph_from_atoms(atoms, model.cutoff, dtype=model.dtype, device=model.device)
     distance = torch.linalg.norm(edge_vectors(graph), dim=1)
+    num_atoms = max(len(atoms), 1)
     energies = []
     for r in sweep:
         keep = (distance < float(r)).to(graph.dtype)
         prediction = predict(model, graph, forces=False, edge_weight=keep)
-        energies.append(float(prediction.energy.sum()) / max(len(atoms), 1))
-    return np.array(energies)
+        energies.append(float(prediction.energy.sum()) / num_atoms)
+    full = float(predict(model, graph, forces=False).energy.sum()) / num_atoms
+    return np.array(energies), full
 
 
 def _problems(report: GraphDiagnosis, atoms: Atoms) -> list[str]:

@@ -6,7 +6,7 @@ Shapes (N atoms, E edges, B graphs):
 field          shape           dtype   meaning
 ============== =============== ======= ==============================================
 species        [N]             long    atomic numbers Z
-positions      [N, 3]          float   Cartesian positions, Å
+positions      [N, 3]          float   Cartesian positions, Å (wrapped and centred, below)
 cell           [B, 3, 3]       float   lattice vectors as rows, Å (zero rows allowed on
                                        non-periodic axes)
 pbc            [B, 3]          bool    periodic axes
@@ -17,6 +17,14 @@ ptr            [B + 1]         long    atoms of graph b are ptr[b]:ptr[b + 1]
 ============== =============== ======= ==============================================
 
 The graph holds structure only; labels travel beside it.
+
+Positions of a graph from :func:`~ase_gnn.neighbors.graph_from_atoms` are
+:func:`~ase_gnn.neighbors.wrapped_positions`, not ``atoms.positions`` themselves: periodic atoms
+wrapped into the cell (by whole lattice vectors, per atom) and the rest centred (one translation),
+in float64 before the cast, with ``edge_shift`` referring to these positions. Edge vectors, and so
+energies, forces and stresses, are unchanged, and they stay exact in float32 for structures far
+from the origin. Code that pairs a graph's ``edge_shift`` with ``atoms.positions`` must convert
+it with the ``offsets`` that :func:`~ase_gnn.neighbors.wrapped_positions` returns.
 """
 
 from __future__ import annotations

@@ -6,6 +6,10 @@ unnoticed while every atom has moved less than ``skin / 2`` since the search (tw
 approach each other by less than ``skin``), so the graph equals a fresh one (same edges, possibly
 in another order). A search is redone when an atom moved further, or when the cell, the periodic
 axes or the atoms themselves changed.
+
+The graph's positions are :func:`~ase_gnn.neighbors.wrapped_positions` of the current atoms,
+exactly as in a fresh graph; the cached cell shifts are moved along when an atom has been wrapped
+into the cell by other lattice vectors than at the search.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import torch
 from ase import Atoms
 
 from ase_gnn.graph import AtomicGraph
-from ase_gnn.neighbors import graph_from_atoms, validate_structure
+from ase_gnn.neighbors import graph_from_atoms, validate_structure, wrapped_positions
 
 
 class SkinNeighborList:
@@ -43,6 +47,7 @@ class SkinNeighborList:
         self.searches = 0
         self._padded: AtomicGraph | None = None
         self._reference: Atoms | None = None
+        self._offsets = np.zeros((0, 3), dtype=np.int64)  # lattice offsets at the search
 
     def _stale(self, atoms: Atoms) -> bool:
         reference = self._reference
@@ -61,18 +66,22 @@ class SkinNeighborList:
         """The radius graph of ``atoms`` at ``cutoff``, as :func:`ase_gnn.graph_from_atoms`."""
         validate_structure(atoms, self.cutoff)
         padded = self._padded
+        wrapped, offsets = wrapped_positions(atoms)  # float64, before the cast
         if padded is None or padded.dtype != dtype or self._stale(atoms):
             padded = graph_from_atoms(atoms, self.cutoff + self.skin, dtype=dtype, device=device)
-            self._padded, self._reference = padded, atoms.copy()
+            self._padded, self._reference, self._offsets = padded, atoms.copy(), offsets
             self.searches += 1
-        positions = torch.as_tensor(atoms.positions, dtype=dtype, device=padded.positions.device)
+        positions = torch.as_tensor(wrapped, dtype=dtype, device=padded.positions.device)
         center, neighbor = padded.edge_index
-        vectors = positions[neighbor] - positions[center] + padded.edge_shift @ padded.cell[0]
+        # the shifts refer to the positions wrapped as at the search: rewrap them as now
+        moved = torch.as_tensor(offsets - self._offsets, dtype=dtype, device=positions.device)
+        shift = padded.edge_shift + moved[neighbor] - moved[center]
+        vectors = positions[neighbor] - positions[center] + shift @ padded.cell[0]
         keep = vectors.norm(dim=1) < self.cutoff
         graph = dataclasses.replace(
             padded,
             positions=positions,
             edge_index=padded.edge_index[:, keep],
-            edge_shift=padded.edge_shift[keep],
+            edge_shift=shift[keep],
         )
         return graph.to(device)

@@ -10,7 +10,7 @@ import torch
 from ase import Atoms
 from torch import Tensor
 
-from ase_gnn import AtomicGraph, EnergyModel, graph_from_atoms
+from ase_gnn import AtomicGraph, EnergyModel, graph_from_atoms, wrapped_positions
 from explain._forward import LEVELS, GateForward, Level
 from explain.methods import METHODS, Call, check_options, deeplift_blockers
 from explain.result import Attribution, bond_ids
@@ -188,6 +188,11 @@ class Explainer:
         inputs, baseline = self.inputs_and_baseline(forward)
         edge_index = graph.edge_index.cpu().numpy()
         edge_shift = graph.edge_shift.detach().cpu().double().numpy()
+        if not isinstance(structure, AtomicGraph):
+            # the graph's shifts refer to its positions, wrapped into the cell; the result's to
+            # the positions of ``atoms``
+            _, offsets = wrapped_positions(atoms)
+            edge_shift = edge_shift - offsets[edge_index[1]] + offsets[edge_index[0]]
         spec = METHODS[self.method]
         feature_mask = None
         if spec.perturbs and self.level == "edge" and graph.num_edges:

@@ -115,6 +115,18 @@ def test_non_positive_or_non_finite_cutoff_raises(cutoff, no_vesin):
         graph_from_atoms(bulk("Cu", cubic=True), cutoff)
 
 
+@pytest.mark.parametrize("cutoff", [1e-300, 1e-7, 1e-6, 5e-4])
+def test_tiny_cutoff_raises_value_error_before_vesin(cutoff, no_vesin):
+    # vesin itself refuses cutoffs <= 1e-6 Å with a RuntimeError from C
+    with pytest.raises(ValueError, match=r"below the smallest supported cutoff"):
+        graph_from_atoms(molecule("CH4"), cutoff)
+
+
+def test_smallest_supported_cutoff_gives_an_edgeless_graph():
+    graph = graph_from_atoms(bulk("Cu", cubic=True), 1e-3)
+    assert graph.num_atoms == 4 and graph.num_edges == 0
+
+
 def test_nan_position_raises_through_calculator(calculator, no_vesin):
     atoms = bulk("Cu", cubic=True)
     atoms.positions[2, 1] = np.nan

@@ -91,3 +91,27 @@ def test_plot_and_command_line(tmp_path, capsys):
     assert image.stat().st_size > 10_000
     assert main(["diagnose", str(tmp_path / "cu.extxyz")]) == 2
     assert "needs a cutoff" in capsys.readouterr().err
+
+
+def test_energy_change_is_taken_against_the_full_graph_not_the_last_sweep_cutoff():
+    # a sweep that stops below the model's cutoff: its last energy is not the full graph's
+    atoms = bulk("Cu", cubic=True).repeat(2)
+    atoms.rattle(0.05, seed=2)
+    model = tiny_model("SchNet", ["Cu"]).double()
+    report = diagnose(atoms, model=model, sweep=np.array([1.5, 2.6, 3.0]))
+    graph = graph_from_atoms(atoms, model.cutoff, dtype=torch.float64)
+    full = predict(model, graph, forces=False).energy.item() / len(atoms)
+    assert abs(report.sweep_energies[-1] - full) > 1e-4  # the 3.0-3.61 Å shell is missing
+    change = 1e3 * (report.sweep_energies - full)
+    rows = [line.split() for line in str(report).splitlines() if line.startswith("    ")]
+    table = np.array([[float(value) for value in row] for row in rows if len(row) == 4])
+    np.testing.assert_allclose(table[:, 0], report.sweep_cutoffs, atol=1e-3)
+    np.testing.assert_allclose(table[:, 3], change, atol=0.006)  # printed with 2 decimals
+    energy_axis = report.plot().axes[-1]
+    assert "vs full graph" in energy_axis.get_ylabel()
+    np.testing.assert_allclose(energy_axis.lines[0].get_ydata(), change, rtol=1e-12)
+    assert report.full_energy == pytest.approx(full, abs=1e-12)
+
+
+def test_without_a_model_there_is_no_full_energy():
+    assert diagnose(bulk("Cu", cubic=True), 4.0).full_energy is None

@@ -18,8 +18,9 @@ from ase import Atoms
 from ase.build import bulk, fcc111, molecule
 from ase.neighborlist import primitive_neighbor_list
 
+from ase_gnn import neighbors
 from ase_gnn.graph import AtomicGraph, batch_graphs, edge_pairs, edge_vectors
-from ase_gnn.neighbors import graph_from_atoms
+from ase_gnn.neighbors import graph_from_atoms, wrapped_positions
 
 
 def _slab_with_zero_c() -> Atoms:
@@ -106,9 +107,20 @@ def _edge_set(graph: AtomicGraph) -> set[tuple[int, int, tuple[int, ...]]]:
 
 
 def _ase_edges(atoms: Atoms, cutoff: float, quantities: str = "ijS"):
-    return primitive_neighbor_list(
-        quantities, atoms.pbc, atoms.cell[:], atoms.positions, cutoff, self_interaction=False
+    """ASE's edges of ``atoms``; shifts S turned into the graph's (S + offset_j − offset_i).
+
+    The graph holds the atoms wrapped into the cell by whole lattice vectors (``offsets``).
+    """
+    result = list(
+        primitive_neighbor_list(
+            quantities, atoms.pbc, atoms.cell[:], atoms.positions, cutoff, self_interaction=False
+        )
     )
+    if "S" in quantities:
+        _, offsets = wrapped_positions(atoms)
+        i, j = result[quantities.index("i")], result[quantities.index("j")]
+        result[quantities.index("S")] += offsets[j] - offsets[i]
+    return result
 
 
 @pytest.mark.parametrize("name", STRUCTURES)
@@ -296,3 +308,38 @@ def test_edge_pairs_leave_edges_without_reverse_alone():
     assert bool(same[first].all())
     empty = graph_from_atoms(Atoms("Cu2", positions=[[0, 0, 0], [9, 0, 0]]), cutoff=3.0)
     assert [t.numel() for t in edge_pairs(empty)] == [0, 0]
+
+
+@pytest.mark.parametrize("name", STRUCTURES)
+def test_tree_search_gives_ases_edges(name):
+    # the fallback for shapes vesin cannot take must be right on every cell family too
+    atoms, cutoff = _structures()[name]
+    positions, _ = wrapped_positions(atoms)
+    center, neighbor, shift = neighbors._tree_pairs(positions, atoms.cell[:], atoms.pbc, cutoff)
+    i, j, expected_shift = _ase_edges(atoms, cutoff)
+    ours = set(zip(center.tolist(), neighbor.tolist(), map(tuple, shift.tolist()), strict=True))
+    expected = set(zip(i.tolist(), j.tolist(), map(tuple, expected_shift.tolist()), strict=True))
+    assert len(center) == len(i)
+    assert ours == expected
+
+
+@pytest.mark.parametrize("name", STRUCTURES)
+def test_ordinary_structures_use_vesin(name, monkeypatch):
+    def refuse(*args):
+        raise AssertionError("the tree search is only for shapes vesin cannot take")
+
+    monkeypatch.setattr(neighbors, "_tree_pairs", refuse)
+    atoms, cutoff = _structures()[name]
+    assert graph_from_atoms(atoms, cutoff).num_edges > 0
+
+
+def test_cell_list_guard_flags_flat_grids_that_would_crash_vesin():
+    # 1500 Å x 1500 Å x 1 Å of atoms at cutoff 3 Å: 505 x 505 x 1 cells, shrunk to the cap of
+    # 1e5 keeping the ratios, leave the thin axis 0 cells (vesin: SIGFPE)
+    positions = np.array([[0.0, 0.0, 0.0], [1500.0, 0.0, 0.0], [0.0, 1500.0, 0.0]])
+    no_pbc = np.zeros(3, dtype=bool)
+    assert neighbors._cell_list_visits(positions, np.zeros((3, 3)), no_pbc, 3.0) == np.inf
+    # at 5 Å the 303 x 303 x 1 grid fits under the cap; the 1.01 Å thick axis searches
+    # ceil(5 / 1.01) = 5 cells either side: 3 x 3 x 11 visits per cell
+    visits = neighbors._cell_list_visits(positions, np.zeros((3, 3)), no_pbc, 5.0)
+    assert visits == 303 * 303 * 99

@@ -277,3 +277,16 @@ def test_heads_are_targets_at_every_level():
         Explainer(model, target=HeadOutput("order", component=2, item=0))
     with pytest.raises(ValueError, match="node 40 is not among the 9"):
         Explainer(model, target=HeadOutput("charges", item=40)).explain(atoms)
+
+
+def test_edges_refer_to_the_given_atoms_even_far_outside_the_cell(cu_model, cu_atoms):
+    # graphs hold the atoms wrapped into the cell; the attribution's shifts refer to its atoms
+    moved = cu_atoms.copy()
+    moved.positions += np.random.default_rng(2).integers(-50, 50, (len(moved), 3)) @ moved.cell
+    reference = Explainer(cu_model).explain(cu_atoms)
+    attribution = Explainer(cu_model).explain(moved)
+    np.testing.assert_array_equal(attribution.atoms.positions, moved.positions)
+    lengths = attribution.edge_lengths
+    assert lengths.max() < cu_model.cutoff
+    np.testing.assert_allclose(np.sort(lengths), np.sort(reference.edge_lengths), atol=1e-9)
+    np.testing.assert_allclose(attribution.edge.sum(), reference.edge.sum(), atol=1e-9)
