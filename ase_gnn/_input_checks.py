@@ -12,10 +12,12 @@ from typing import Any
 
 import numpy as np
 import torch
+from ase import Atoms
 from ase.calculators.calculator import CalculationFailed
 
 from ase_gnn.graph import AtomicGraph, edge_vectors
 from ase_gnn.models.base import EnergyModel
+from ase_gnn.neighbors import wrapped_positions
 
 #: Atoms closer than this (Å), periodic images included, count as being at the same position.
 MIN_DISTANCE = 1e-6
@@ -44,7 +46,7 @@ def check_extensive(model: EnergyModel) -> None:
         )
 
 
-def check_distinct_positions(graph: AtomicGraph, where: str = "") -> None:
+def check_distinct_positions(graph: AtomicGraph, atoms: Atoms, where: str = "") -> None:
     """Raise ``ValueError`` naming two atoms of ``graph`` that are at the same position.
 
     Uses the edges already built: any pair closer than :data:`MIN_DISTANCE` Å, periodic images
@@ -53,7 +55,10 @@ def check_distinct_positions(graph: AtomicGraph, where: str = "") -> None:
     Parameters
     ----------
     graph
-        A graph of one structure (atom indices in the message are the graph's).
+        The graph of ``atoms`` (one structure).
+    atoms
+        The structure itself: the message names a periodic image by its cell shift in
+        ``atoms.positions`` (the graph's positions are wrapped into the cell).
     where
         Prefix for the message, such as ``"structure 3: "``.
 
@@ -68,9 +73,15 @@ def check_distinct_positions(graph: AtomicGraph, where: str = "") -> None:
     if close.numel() == 0:
         return
     edge = int(close[0])
-    i, j = sorted(int(k) for k in graph.edge_index[:, edge])
-    shift = graph.edge_shift[edge].round().long().tolist()
-    image = f" (periodic image shifted by {shift} cells)" if any(shift) else ""
+    center, neighbor = (int(k) for k in graph.edge_index[:, edge])
+    # The graph's shift refers to wrapped positions; name the image as in atoms.positions.
+    _, offsets = wrapped_positions(atoms)
+    shift = graph.edge_shift[edge].round().long().cpu().numpy()
+    shift = shift - offsets[neighbor] + offsets[center]
+    i, j = sorted((center, neighbor))
+    if (i, j) != (center, neighbor):
+        shift = -shift
+    image = f" (periodic image shifted by {shift.tolist()} cells)" if shift.any() else ""
     raise ValueError(
         f"{where}atoms {i} and {j} are at the same position{image}, "
         f"{float(lengths[edge]):.3g} Å apart: the model's energy is not defined there; "

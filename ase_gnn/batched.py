@@ -117,7 +117,7 @@ def _predict_batch(
     for number, atoms in structures.items():
         check_species(atoms.numbers, model.species)
         graph = graph_from_atoms(atoms, model.cutoff, dtype=model.dtype, device=model.device)
-        check_distinct_positions(graph, where=f"structure {number}: ")
+        check_distinct_positions(graph, atoms, where=f"structure {number}: ")
         graphs.append(graph)
     graph = batch_graphs(graphs)
     batch = predict(model, graph, forces=forces, stress=stress)

@@ -137,6 +137,6 @@ class GNNCalculator(Calculator):
             graph = graph_from_atoms(self.atoms, self.model.cutoff, dtype, device)
         else:
             graph = self._neighbors.graph(self.atoms, dtype, device)
-        check_distinct_positions(graph)
+        check_distinct_positions(graph, self.atoms)
         prediction = predict(self._forward, graph, forces=True, stress=has_stress(self.atoms))
         self.results = check_finite(to_ase_results(prediction))

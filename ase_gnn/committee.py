@@ -87,7 +87,7 @@ class CommitteeCalculator(Calculator):
                 graphs[key] = graph_from_atoms(
                     self.atoms, model.cutoff, dtype=model.dtype, device=model.device
                 )
-                check_distinct_positions(graphs[key])
+                check_distinct_positions(graphs[key], self.atoms)
             prediction = predict(model, graphs[key], forces=True, stress=has_stress(self.atoms))
             members.append(to_ase_results(prediction))
         self.results = _mean_and_spread(members)
