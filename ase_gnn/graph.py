@@ -62,19 +62,6 @@ class AtomicGraph:
     batch: Tensor
     ptr: Tensor
 
-    @classmethod
-    def from_atoms(
-        cls,
-        atoms: ase.Atoms,
-        cutoff: float,
-        dtype: torch.dtype = torch.float64,
-        device: str | torch.device = "cpu",
-    ) -> AtomicGraph:
-        """Radius graph of one structure; see :func:`ase_gnn.neighbors.graph_from_atoms`."""
-        from ase_gnn.neighbors import graph_from_atoms
-
-        return graph_from_atoms(atoms, cutoff, dtype=dtype, device=device)
-
     @property
     def num_atoms(self) -> int:
         """Number of atoms N in the whole batch."""

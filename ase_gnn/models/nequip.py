@@ -215,9 +215,9 @@ class NequIP(EnergyModel):
     Examples
     --------
     >>> from ase.build import bulk
-    >>> from ase_gnn import NequIP, AtomicGraph
+    >>> from ase_gnn import NequIP, graph_from_atoms
     >>> model = NequIP(species=["Cu"], cutoff=4.0, num_layers=2, num_features=8)
-    >>> graph = AtomicGraph.from_atoms(bulk("Cu"), cutoff=4.0, dtype=model.dtype)
+    >>> graph = graph_from_atoms(bulk("Cu"), cutoff=4.0, dtype=model.dtype)
     >>> model(graph).shape
     torch.Size([1])
     """

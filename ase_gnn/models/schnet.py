@@ -90,9 +90,9 @@ class SchNet(EnergyModel):
     Examples
     --------
     >>> from ase.build import bulk
-    >>> from ase_gnn import SchNet, AtomicGraph
+    >>> from ase_gnn import SchNet, graph_from_atoms
     >>> model = SchNet(species=["Cu"], cutoff=4.0, hidden_channels=16, num_interactions=1)
-    >>> graph = AtomicGraph.from_atoms(bulk("Cu"), cutoff=4.0, dtype=model.dtype)
+    >>> graph = graph_from_atoms(bulk("Cu"), cutoff=4.0, dtype=model.dtype)
     >>> model(graph).shape
     torch.Size([1])
     """

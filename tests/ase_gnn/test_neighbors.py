@@ -234,8 +234,8 @@ def test_to_dtype_casts_float_fields_only():
     assert graph.positions.dtype == torch.float64  # the original is untouched
 
 
-def test_from_atoms_dtype_sets_positions_cell_and_shift_dtype():
-    graph = AtomicGraph.from_atoms(bulk("Cu", cubic=True), 3.0, dtype=torch.float32)
+def test_graph_dtype_sets_positions_cell_and_shift_dtype():
+    graph = graph_from_atoms(bulk("Cu", cubic=True), 3.0, dtype=torch.float32)
     assert graph.dtype == torch.float32
     assert graph.cell.dtype == graph.edge_shift.dtype == torch.float32
     assert graph.species.dtype == graph.edge_index.dtype == torch.long
