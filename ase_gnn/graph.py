@@ -48,7 +48,7 @@ MIN_STRESS_VOLUME = 1e-10
 class AtomicGraph:
     """A batch of B ≥ 1 atomic structures with their neighbor graphs (see module docstring).
 
-    Build one with :meth:`from_atoms` and combine several with :func:`batch_graphs`.
+    Build one with :func:`~ase_gnn.neighbors.graph_from_atoms` and combine several with :func:`batch_graphs`.
     ``edge_shift`` is stored in the float dtype of ``positions`` (its values are integers) so
     that edge vectors need no cast.
     """
