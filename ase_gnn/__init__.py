@@ -1,30 +1,27 @@
 """ase-gnn: message-passing neural network potentials for ASE.
 
-Public API::
+The public API, by layer (imports point only down; ``tests/test_architecture.py`` checks it)::
 
-    AtomicGraph, batch_graphs, edge_vectors      atomic graphs (ase_gnn.graph)
-    edge_pairs, reverse_edges                    edges matched with their reverses
-    has_stress, stress_mask                      which structures have a stress
-    graph_from_atoms, wrapped_positions          neighbor lists; the positions graphs hold
-    EnergyModel, SchNet, NequIP, ARCHITECTURES   potentials (ase_gnn.models)
-    predict, Prediction                          energy, forces, stress (ase_gnn.forces)
-    GNNCalculator                                the ASE calculator
-    evaluate, relax                              many structures, batched (ase_gnn.batched)
-    CommitteeCalculator                          committee means and spreads (ase_gnn.committee)
-    OnRequestCalculator, AnomalyCalculator       extra results only when asked (ase_gnn.extras)
-    save_model, load_model                       safetensors model files
-    Head, NodeHead, EdgeHead, GraphHead          output heads on the backbone (ase_gnn.heads)
-    embed, cluster, AnomalyDetector              embeddings, clustering, OOD scores
-    diagnose, GraphDiagnosis                     graph-construction diagnostics
+    graph/        AtomicGraph, batch_graphs, unbatch, edge_vectors, edge_pairs, reverse_edges,
+                  has_stress, stress_mask; graph_from_atoms, wrapped_positions (neighbour search)
+    models/       EnergyModel, SchNet, NequIP, ARCHITECTURES; Head, NodeHead, EdgeHead,
+                  GraphHead; predict, Prediction (energy, forces, stress); save_model,
+                  load_model, read_metadata (safetensors model files)
+    analysis/     diagnose, GraphDiagnosis; embed, Embeddings, cluster, AnomalyDetector
+    calculators/  GNNCalculator, to_ase_results, CommitteeCalculator, OnRequestCalculator,
+                  AnomalyCalculator
+    simulate/     evaluate, relax, Relaxation (many structures, batched); run_nve (simulate.md)
+    data/         labelled data from ASE calculators and GFN2-xTB (data.generate, data.molecules)
+    training/     configs, Trainer, train_model (``ase_gnn.training``)
+    cli/          the ``ase-gnn`` command line
 """
 
-from ase_gnn.batched import Relaxation, evaluate, relax
-from ase_gnn.calculator import GNNCalculator, to_ase_results
-from ase_gnn.committee import CommitteeCalculator
-from ase_gnn.diagnose import GraphDiagnosis, diagnose
-from ase_gnn.extras import AnomalyCalculator, OnRequestCalculator
-from ase_gnn.forces import Prediction, predict
-from ase_gnn.graph import (
+from ase_gnn.analysis.diagnose import GraphDiagnosis, diagnose
+from ase_gnn.analysis.unsupervised import AnomalyDetector, Embeddings, cluster, embed
+from ase_gnn.calculators.calculator import GNNCalculator, to_ase_results
+from ase_gnn.calculators.committee import CommitteeCalculator
+from ase_gnn.calculators.extras import AnomalyCalculator, OnRequestCalculator
+from ase_gnn.graph.atomic_graph import (
     AtomicGraph,
     batch_graphs,
     edge_pairs,
@@ -34,11 +31,12 @@ from ase_gnn.graph import (
     stress_mask,
     unbatch,
 )
-from ase_gnn.heads import EdgeHead, GraphHead, Head, NodeHead
-from ase_gnn.io import load_model, read_metadata, save_model
+from ase_gnn.graph.neighbors import graph_from_atoms, wrapped_positions
 from ase_gnn.models import ARCHITECTURES, EnergyModel, NequIP, SchNet
-from ase_gnn.neighbors import graph_from_atoms, wrapped_positions
-from ase_gnn.unsupervised import AnomalyDetector, Embeddings, cluster, embed
+from ase_gnn.models.forces import Prediction, predict
+from ase_gnn.models.heads import EdgeHead, GraphHead, Head, NodeHead
+from ase_gnn.models.io import load_model, read_metadata, save_model
+from ase_gnn.simulate.batched import Relaxation, evaluate, relax
 
 __version__ = "0.1.0"
 

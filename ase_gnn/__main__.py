@@ -2,6 +2,6 @@
 
 import sys
 
-from ase_gnn.cli import main
+from ase_gnn.cli.main import main
 
 sys.exit(main())

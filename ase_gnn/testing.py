@@ -24,12 +24,12 @@ from ase.build import bulk, fcc111
 from ase.calculators.fd import calculate_numerical_forces, calculate_numerical_stress
 from scipy.spatial.transform import Rotation
 
-from ase_gnn.calculator import GNNCalculator
-from ase_gnn.forces import predict
-from ase_gnn.graph import batch_graphs, has_stress
-from ase_gnn.io import load_model, save_model
+from ase_gnn.calculators.calculator import GNNCalculator
+from ase_gnn.graph.atomic_graph import batch_graphs, has_stress
+from ase_gnn.graph.neighbors import graph_from_atoms
 from ase_gnn.models.base import ARCHITECTURES, EnergyModel
-from ase_gnn.neighbors import graph_from_atoms
+from ase_gnn.models.forces import predict
+from ase_gnn.models.io import load_model, save_model
 
 #: Small hyper-parameters per architecture, so the battery runs in seconds.
 TINY_CONFIGS: dict[str, dict[str, Any]] = {

@@ -24,8 +24,8 @@ from ase.md.langevin import Langevin
 from scipy.stats import spearmanr
 
 from ase_gnn import CommitteeCalculator, SchNet
-from ase_gnn.generate import generate_emt
-from ase_gnn.md import thermalize_momenta
+from ase_gnn.data.generate import generate_emt
+from ase_gnn.simulate.md import thermalize_momenta
 from ase_gnn.training import train_model
 
 

@@ -20,8 +20,8 @@ Usage::
 
 Protocol:
 
-* Data: fcc Cu from ``ase_gnn.generate.generate_emt`` (300 structures) and ethanol GFN2-xTB MD
-  from ``ase_gnn.molecules.generate_xtb`` (600 frames, needs tblite); 80/10/10 split, seed 0.
+* Data: fcc Cu from ``ase_gnn.data.generate.generate_emt`` (300 structures) and ethanol GFN2-xTB MD
+  from ``ase_gnn.data.molecules.generate_xtb`` (600 frames, needs tblite); 80/10/10 split, seed 0.
 * Training: float32, ``--budget`` seconds of wall clock per model (including the trainer's own
   data preparation; MACE is stopped with SIGTERM at the budget and its best checkpoint is
   exported; NequIP uses Lightning's ``max_time``).
@@ -139,11 +139,11 @@ def make_data(job: dict[str, Any]) -> dict[str, Any]:
     from ase.io import write
 
     if job["data"] == "cu":
-        from ase_gnn.generate import generate_emt
+        from ase_gnn.data.generate import generate_emt
 
         structures = generate_emt("Cu", 300, seed=0, progress=False)
     else:
-        from ase_gnn.molecules import generate_xtb
+        from ase_gnn.data.molecules import generate_xtb
 
         structures = generate_xtb("CH3CH2OH", 600, seed=0, progress=False)
     order = np.random.default_rng(0).permutation(len(structures))

@@ -33,7 +33,7 @@ from ase.calculators.lj import LennardJones
 from ase.calculators.morse import MorsePotential
 
 from ase_gnn import SchNet
-from ase_gnn.generate import generate_emt, generate_lennard_jones, generate_morse
+from ase_gnn.data.generate import generate_emt, generate_lennard_jones, generate_morse
 from ase_gnn.training import GraphDataset, evaluate_metrics, prepare_model, train_model
 from explain import METHODS, Explainer
 from explain.groundtruth import bond_energies, correlation

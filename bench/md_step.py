@@ -3,7 +3,7 @@
 A "step" is one ``VelocityVerlet`` step of 1 fs (one calculator call: energy, forces and stress).
 For every cell size the script reports the median step time over several steps after warm-up,
 µs per atom, the ratio to EMT, and how a SchNet calculator call splits into building the graph
-(:func:`ase_gnn.neighbors.graph_from_atoms`) and the rest (model, autograd, conversion).
+(:func:`ase_gnn.graph.neighbors.graph_from_atoms`) and the rest (model, autograd, conversion).
 
 Usage::
 
@@ -119,8 +119,8 @@ def run_worker(args: argparse.Namespace) -> None:
     from ase.calculators.emt import EMT
 
     import ase_gnn
-    from ase_gnn.md import thermalize_momenta
-    from ase_gnn.neighbors import graph_from_atoms
+    from ase_gnn.graph.neighbors import graph_from_atoms
+    from ase_gnn.simulate.md import thermalize_momenta
 
     torch.set_num_threads(args.threads)
     name, size = args.worker.split(":")

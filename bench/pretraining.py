@@ -1,7 +1,7 @@
 """Does self-supervised pretraining help when few energy labels exist? Several label draws.
 
 Generates random Cu-Au EMT alloys, pretrains one SchNet on the structures of an unlabelled pool
-(denoising + masked species, :mod:`ase_gnn.pretrain`), then fine-tunes copies of it on N
+(denoising + masked species, :mod:`ase_gnn.training.pretrain`), then fine-tunes copies of it on N
 labelled structures drawn from a separate pool, and trains the same architecture from scratch on
 the same N. Reports test MAE (energy per atom, forces) as mean ± standard deviation over label
 draws, for N = 8, 16, 32, with the pretrained energy readout kept and re-initialised.
@@ -21,10 +21,10 @@ import numpy as np
 import torch
 
 from ase_gnn import SchNet
-from ase_gnn.generate import generate_emt_alloy
-from ase_gnn.nn.mlp import xavier_init_
-from ase_gnn.pretrain import pretrain
+from ase_gnn.data.generate import generate_emt_alloy
+from ase_gnn.models.nn.mlp import xavier_init_
 from ase_gnn.training import GraphDataset, LossWeights, evaluate_metrics, train_model
+from ase_gnn.training.pretrain import pretrain
 
 
 def main() -> None:

@@ -8,8 +8,8 @@
    the liquid (EMT MD at 2500 K), classified by a graph head trained with the energy.
    Baseline: the majority class.
 3. Random Cu-Au alloys, EMT: masked species (labels unused: the pretraining head of
-   :mod:`ase_gnn.pretrain`; baseline: always the more common element), and the energy per atom
-   (baseline: the composition-only model E = Σ_Z n_Z E_Z, fitted by least squares).
+   :mod:`ase_gnn.training.pretrain`; baseline: always the more common element), and the energy per
+   atom (baseline: the composition-only model E = Σ_Z n_Z E_Z, fitted by least squares).
 4. Unsupervised, with a SchNet trained on bulk Cu EMT data only (crystals, strained, MD):
    KMeans clusters of the atomic environments of a (111) slab with a vacancy against the known
    classes (surface, subsurface, vacancy neighbour, bulk), and of a bicrystal with Σ3 twin
@@ -40,13 +40,13 @@ from ase.calculators.singlepoint import SinglePointCalculator
 from ase.md.langevin import Langevin
 
 from ase_gnn import SchNet, graph_from_atoms
-from ase_gnn.generate import generate_emt_alloy
-from ase_gnn.md import thermalize_momenta
-from ase_gnn.molecules import generate_xtb
-from ase_gnn.pretrain import pretrain
+from ase_gnn.data.generate import generate_emt_alloy
+from ase_gnn.data.molecules import generate_xtb
+from ase_gnn.simulate.md import thermalize_momenta
 from ase_gnn.training import GraphDataset, evaluate_metrics
 from ase_gnn.training.config import HeadConfig, RunConfig, TrainConfig
 from ase_gnn.training.data import fit_atomic_energies, head_labels
+from ase_gnn.training.pretrain import pretrain
 from ase_gnn.training.setup import prepare_model
 from ase_gnn.training.trainer import Trainer
 
@@ -199,8 +199,8 @@ def unsupervised(count: int, budget: float) -> None:
     from sklearn.metrics import adjusted_rand_score, roc_auc_score
 
     from ase_gnn import AnomalyDetector, GNNCalculator, cluster, embed
-    from ase_gnn._structures import fcc_twin_bicrystal
-    from ase_gnn.generate import generate_emt
+    from ase_gnn.data._structures import fcc_twin_bicrystal
+    from ase_gnn.data.generate import generate_emt
 
     data = generate_emt("Cu", count, seed=0, progress=False)
     bulk_only = [a for a in data if a.info["config_type"] in ("bulk", "strained", "md")]

@@ -30,8 +30,8 @@ import time
 
 import torch
 
-from ase_gnn.generate import generate_emt, write_dataset
-from ase_gnn.molecules import generate_xtb
+from ase_gnn.data.generate import generate_emt, write_dataset
+from ase_gnn.data.molecules import generate_xtb
 from ase_gnn.training import config_from_dict, train_from_config
 
 

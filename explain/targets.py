@@ -7,7 +7,7 @@ follow from :func:`ase_gnn.predict` with ``training=True``: the autograd graph o
 stress is kept, which lets the attribution method differentiate them once more with respect to
 the gates.
 
-Output heads of the model (:mod:`ase_gnn.heads`) are explained through :class:`HeadOutput`;
+Output heads of the model (:mod:`ase_gnn.models.heads`) are explained through :class:`HeadOutput`;
 other quantities plug in by subclassing :class:`Target`: implement :meth:`Target.__call__` (and
 :attr:`Target.name`), and set :attr:`Target.position_level` to False if the value cannot be
 differentiated with respect to positions.
@@ -205,7 +205,7 @@ class StressComponent(Target):
 
 @dataclass(frozen=True, repr=False)
 class HeadOutput(Target):
-    """One output of a node, edge or graph head of the model (:mod:`ase_gnn.heads`).
+    """One output of a node, edge or graph head of the model (:mod:`ase_gnn.models.heads`).
 
     For a classifier the output is the logit of class ``component``. At atom level, atom gates
     switch the messages (edge weights a_i a_j), as for energies.

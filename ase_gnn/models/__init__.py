@@ -1,4 +1,6 @@
-"""Potentials: the ``EnergyModel`` base class, the registry and the architectures."""
+"""Potentials: the ``EnergyModel`` base class, the registry and the architectures (``base``,
+``schnet``, ``nequip``), their building blocks (``nn``), output heads (``heads``), energy, forces
+and stress by autograd (``forces``) and model files (``io``)."""
 
 from ase_gnn.models.base import ARCHITECTURES, EnergyModel, register
 from ase_gnn.models.nequip import NequIP

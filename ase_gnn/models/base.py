@@ -1,6 +1,6 @@
 """The ``EnergyModel`` contract and the registry of architectures.
 
-A model maps an :class:`~ase_gnn.graph.AtomicGraph` to local energies ``[N]`` in eV:
+A model maps an :class:`~ase_gnn.graph.atomic_graph.AtomicGraph` to local energies ``[N]`` in eV:
 
     E_i = E0[Z_i] + scale · (ε_i − ε_iso[Z_i])
 
@@ -24,9 +24,9 @@ import torch
 from ase.data import atomic_numbers, chemical_symbols
 from torch import Tensor, nn
 
-from ase_gnn.graph import AtomicGraph, atoms_per_graph, batch_graphs
-from ase_gnn.heads import Head
-from ase_gnn.nn.embedding import SpeciesIndex
+from ase_gnn.graph.atomic_graph import AtomicGraph, atoms_per_graph, batch_graphs
+from ase_gnn.models.heads import Head
+from ase_gnn.models.nn.embedding import SpeciesIndex
 
 Readout = Literal["sum", "mean"]
 READOUTS: tuple[str, ...] = ("sum", "mean")
@@ -141,7 +141,7 @@ class EnergyModel(nn.Module, ABC):
         self.register_buffer("scale", torch.ones(()))
         if atomic_energies is not None:
             self.set_atomic_energies(atomic_energies)
-        #: Output heads beyond the energy, by name (see :mod:`ase_gnn.heads`).
+        #: Output heads beyond the energy, by name (see :mod:`ase_gnn.models.heads`).
         self.heads: nn.ModuleDict = nn.ModuleDict()
 
     # -- contract ---------------------------------------------------------------------------

@@ -40,12 +40,12 @@ from e3nn import o3
 from e3nn.nn import FullyConnectedNet, Gate
 from torch import Tensor
 
-from ase_gnn.graph import AtomicGraph, edge_vectors
+from ase_gnn.graph.atomic_graph import AtomicGraph, edge_vectors
 from ase_gnn.models.base import EnergyModel, Readout, check_sizes, register
-from ase_gnn.nn.embedding import SpeciesEmbedding
-from ase_gnn.nn.message_passing import Aggregation, MessagePassing
-from ase_gnn.nn.mlp import MLP, xavier_init_
-from ase_gnn.nn.radial import BesselBasis, PolynomialEnvelope
+from ase_gnn.models.nn.embedding import SpeciesEmbedding
+from ase_gnn.models.nn.message_passing import Aggregation, MessagePassing
+from ase_gnn.models.nn.mlp import MLP, xavier_init_
+from ase_gnn.models.nn.radial import BesselBasis, PolynomialEnvelope
 
 #: Aggregations NequIP accepts; a feature-wise maximum of vector components is not equivariant.
 NEQUIP_AGGREGATIONS: tuple[str, ...] = ("sum", "mean")
@@ -191,8 +191,8 @@ class NequIP(EnergyModel):
     radial_hidden
         Width of the two hidden layers of every layer's radial MLP.
     aggregation
-        ``"sum"`` (default) or ``"mean"``; see :mod:`ase_gnn.nn.message_passing`. ``"max"`` is
-        refused: a component-wise maximum of vector or tensor features does not commute with
+        ``"sum"`` (default) or ``"mean"``; see :mod:`ase_gnn.models.nn.message_passing`. ``"max"``
+        is refused: a component-wise maximum of vector or tensor features does not commute with
         rotations (max(x) of a rotated vector is not the rotated max), so it would break
         equivariance.
     readout

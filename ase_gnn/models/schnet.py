@@ -8,12 +8,12 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ase_gnn.graph import AtomicGraph, edge_pairs, edge_vectors
+from ase_gnn.graph.atomic_graph import AtomicGraph, edge_pairs, edge_vectors
 from ase_gnn.models.base import EnergyModel, Readout, check_sizes, register
-from ase_gnn.nn.embedding import SpeciesEmbedding
-from ase_gnn.nn.message_passing import Aggregation, MessagePassing
-from ase_gnn.nn.mlp import MLP, xavier_init_
-from ase_gnn.nn.radial import BesselBasis, PolynomialEnvelope
+from ase_gnn.models.nn.embedding import SpeciesEmbedding
+from ase_gnn.models.nn.message_passing import Aggregation, MessagePassing
+from ase_gnn.models.nn.mlp import MLP, xavier_init_
+from ase_gnn.models.nn.radial import BesselBasis, PolynomialEnvelope
 
 
 class CFConv(MessagePassing):
@@ -76,7 +76,7 @@ class SchNet(EnergyModel):
     num_radial
         Number of Bessel radial basis functions.
     aggregation
-        ``"sum"`` (default), ``"mean"`` or ``"max"``; see :mod:`ase_gnn.nn.message_passing`.
+        ``"sum"`` (default), ``"mean"`` or ``"max"``; see :mod:`ase_gnn.models.nn.message_passing`.
     readout
         ``"sum"`` (extensive energy) or ``"mean"`` (intensive); see :mod:`ase_gnn.models.base`.
     atomic_energies

@@ -33,8 +33,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from ase_gnn.io import resolve_device
 from ase_gnn.models.base import ARCHITECTURES
+from ase_gnn.models.io import resolve_device
 
 
 @dataclass(frozen=True)

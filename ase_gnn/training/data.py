@@ -15,9 +15,9 @@ from ase.io.formats import UnknownFileTypeError
 from ase.stress import voigt_6_to_full_3x3_stress
 from torch import Tensor
 
-from ase_gnn.graph import AtomicGraph, batch_graphs
-from ase_gnn.neighbors import graph_from_atoms
-from ase_gnn.nn.embedding import check_species
+from ase_gnn.graph.atomic_graph import AtomicGraph, batch_graphs
+from ase_gnn.graph.neighbors import graph_from_atoms
+from ase_gnn.models.nn.embedding import check_species
 from ase_gnn.training.config import HeadConfig
 
 

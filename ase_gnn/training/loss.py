@@ -19,8 +19,8 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from ase_gnn.forces import Prediction
-from ase_gnn.graph import AtomicGraph, atoms_per_graph, stress_mask
+from ase_gnn.graph.atomic_graph import AtomicGraph, atoms_per_graph, stress_mask
+from ase_gnn.models.forces import Prediction
 from ase_gnn.training.config import HeadConfig
 from ase_gnn.training.data import Labels
 
@@ -62,8 +62,8 @@ def _error(difference: Tensor, weights: LossWeights) -> Tensor:
 def stress_label_mask(graph: AtomicGraph, labels: Labels) -> Tensor:
     """``[B]`` bool: structures whose stress enters losses and metrics.
 
-    A structure counts when it has a stress (:func:`ase_gnn.graph.stress_mask`: some periodic
-    axis and a cell of non-zero volume) and a stress label (all nine components finite; a
+    A structure counts when it has a stress (:func:`ase_gnn.graph.atomic_graph.stress_mask`: some
+    periodic axis and a cell of non-zero volume) and a stress label (all nine components finite; a
     missing label is NaN, see :class:`~ase_gnn.training.data.Labels`). A molecule whose file
     carries a stress anyway is left out, since its predicted stress is NaN.
     """

@@ -16,9 +16,9 @@ import torch
 from ase import Atoms
 from ase.data import atomic_numbers, chemical_symbols
 
-from ase_gnn.io import resolve_dtype, save_model
 from ase_gnn.models.base import ARCHITECTURES, EnergyModel
-from ase_gnn.nn.embedding import check_species
+from ase_gnn.models.io import resolve_dtype, save_model
+from ase_gnn.models.nn.embedding import check_species
 from ase_gnn.training.config import HeadConfig, OptimizerConfig, RunConfig, TrainConfig
 from ase_gnn.training.data import (
     GraphDataset,
@@ -182,7 +182,7 @@ def train_from_config(
     if rank == 0:
         save_model(model, out / "model.safetensors", training_config=config.to_dict())
         (out / "final_metrics.json").write_text(json.dumps(metrics, indent=2))
-        from ase_gnn.plots import learning_curve_plot
+        from ase_gnn.analysis.plots import learning_curve_plot
 
         learning_curve_plot(history.train_loss, history.valid, out / "learning_curve.png")
         parity_plots(model, test or valid, out / "parity.png", keys)
@@ -214,9 +214,9 @@ def parity_plots(
     keys: LabelKeys | None = None,
 ) -> None:
     """Parity plots of energy per atom, force components and (where labelled) stress."""
-    from ase_gnn.forces import predict
-    from ase_gnn.neighbors import graph_from_atoms
-    from ase_gnn.plots import parity_plot
+    from ase_gnn.analysis.plots import parity_plot
+    from ase_gnn.graph.neighbors import graph_from_atoms
+    from ase_gnn.models.forces import predict
 
     columns: dict[str, tuple[list[float], list[float]]] = {
         "energy per atom": ([], []),

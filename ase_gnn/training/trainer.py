@@ -25,10 +25,10 @@ from ase import Atoms
 from torch.nn.parallel import DistributedDataParallel
 from torch.optim.swa_utils import AveragedModel
 
-from ase_gnn.forces import predict
-from ase_gnn.heads import build_head
-from ase_gnn.io import resolve_dtype, save_model
 from ase_gnn.models.base import EnergyModel
+from ase_gnn.models.forces import predict
+from ase_gnn.models.heads import build_head
+from ase_gnn.models.io import resolve_dtype, save_model
 from ase_gnn.training.checkpoint import check_same_model, load_checkpoint, save_checkpoint
 from ase_gnn.training.config import HeadConfig, TrainConfig, check_training_settings
 from ase_gnn.training.data import GraphDataset, LabelKeys

@@ -42,7 +42,7 @@ def test_registered_as_an_ase_plugin() -> None:
 
 def test_without_the_plugin_module_nothing_is_registered_and_the_calculator_works() -> None:
     code = HIDE_PLUGIN_MODULE + (
-        "import ase_gnn._ase_plugin as plugin\n"
+        "import ase_gnn.calculators.plugin as plugin\n"
         "assert plugin.calculator_plugin_class() is None\n"
         "from ase.build import bulk\n"
         "from ase_gnn import GNNCalculator, SchNet\n"
@@ -54,7 +54,7 @@ def test_without_the_plugin_module_nothing_is_registered_and_the_calculator_work
 
 
 def test_a_plugin_module_without_the_class_counts_as_missing(monkeypatch) -> None:
-    import ase_gnn._ase_plugin as plugin
+    import ase_gnn.calculators.plugin as plugin
 
     monkeypatch.setattr(plugin, "PLUGIN_MODULES", ("ase.calculators.emt", "no.such.module"))
     assert plugin.calculator_plugin_class() is None

@@ -15,7 +15,7 @@ from ase.build import bulk, molecule
 from ase.calculators.emt import EMT
 
 from ase_gnn import GNNCalculator, evaluate, graph_from_atoms, predict, relax
-from ase_gnn.graph import AtomicGraph, edge_vectors
+from ase_gnn.graph.atomic_graph import AtomicGraph, edge_vectors
 from ase_gnn.testing import TOLERANCES, tiny_model
 from ase_gnn.training import evaluate_metrics
 from ase_gnn.training.data import GraphDataset

@@ -2,8 +2,8 @@
 
 Neighbor-list libraries answer bad input with silent garbage or a crash (ASE: pairs at distance 0
 for a zero periodic cell; vesin: SIGFPE near 1e6 Å), so the checks in
-``ase_gnn.neighbors.validate_structure`` must come first. Tests that could kill the interpreter if
-a check regressed run the neighbor list in a child process.
+``ase_gnn.graph.neighbors.validate_structure`` must come first. Tests that could kill the
+interpreter if a check regressed run the neighbor list in a child process.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from ase import Atoms
 from ase.build import bulk, molecule
 
 from ase_gnn import GNNCalculator, SchNet
-from ase_gnn.neighbors import graph_from_atoms
+from ase_gnn.graph.neighbors import graph_from_atoms
 
 
 @pytest.fixture
@@ -154,7 +154,7 @@ def test_huge_coordinates_raise_without_crashing_the_process():
     result = _run_in_child(
         """
         from ase import Atoms
-        from ase_gnn.neighbors import graph_from_atoms
+        from ase_gnn.graph.neighbors import graph_from_atoms
         atoms = Atoms("Cu2", positions=[[0, 0, 0], [1e7, 0, 0]])
         try:
             graph_from_atoms(atoms, 5.0)
@@ -170,7 +170,7 @@ def test_huge_periodic_cell_vector_raises_without_crashing_the_process():
     result = _run_in_child(
         """
         from ase import Atoms
-        from ase_gnn.neighbors import graph_from_atoms
+        from ase_gnn.graph.neighbors import graph_from_atoms
         atoms = Atoms("Cu2", positions=[[0, 0, 0], [1, 1, 1]], cell=[1e7, 0, 0],
                       pbc=(True, False, False))
         try:

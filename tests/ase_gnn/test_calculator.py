@@ -13,7 +13,7 @@ from ase.calculators.calculator import BaseCalculator, PropertyNotImplementedErr
 from ase.md.verlet import VelocityVerlet
 
 from ase_gnn import GNNCalculator, SchNet
-from ase_gnn.md import thermalize_momenta
+from ase_gnn.simulate.md import thermalize_momenta
 from ase_gnn.testing import tiny_model
 
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 from ase import Atoms
 
-from ase_gnn.generate import generate_emt
+from ase_gnn.data.generate import generate_emt
 from ase_gnn.testing import tiny_model
 from ase_gnn.training import Trainer, config_from_dict
 from ase_gnn.training.checkpoint import load_checkpoint, save_checkpoint

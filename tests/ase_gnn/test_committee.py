@@ -9,7 +9,7 @@ from ase.build import bulk, molecule
 from ase.calculators.calculator import PropertyNotImplementedError
 
 from ase_gnn import CommitteeCalculator, GNNCalculator, save_model
-from ase_gnn.generate import generate_emt
+from ase_gnn.data.generate import generate_emt
 from ase_gnn.testing import tiny_model
 from ase_gnn.training import train_model
 

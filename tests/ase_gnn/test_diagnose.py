@@ -11,7 +11,7 @@ from ase.build import bulk, molecule
 from ase.io import write
 
 from ase_gnn import diagnose, graph_from_atoms, predict, save_model
-from ase_gnn.cli import main
+from ase_gnn.cli.main import main
 from ase_gnn.testing import tiny_model
 
 

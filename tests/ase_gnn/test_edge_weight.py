@@ -9,7 +9,7 @@ import torch
 from ase.build import bulk
 
 from ase_gnn import graph_from_atoms, predict
-from ase_gnn.nn.message_passing import aggregate
+from ase_gnn.models.nn.message_passing import aggregate
 from ase_gnn.testing import supported_aggregations, tiny_model
 
 

@@ -13,8 +13,8 @@ from ase import Atoms
 from ase.build import bulk
 
 from ase_gnn import CommitteeCalculator, GNNCalculator, evaluate, relax
-from ase_gnn.forces import predict
-from ase_gnn.neighbors import graph_from_atoms
+from ase_gnn.graph.neighbors import graph_from_atoms
+from ase_gnn.models.forces import predict
 from ase_gnn.testing import tiny_model
 
 

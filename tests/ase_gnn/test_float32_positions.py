@@ -17,8 +17,8 @@ from ase.build import bulk, molecule
 from ase.neighborlist import primitive_neighbor_list
 
 from ase_gnn import GNNCalculator, graph_from_atoms
-from ase_gnn.graph import edge_vectors
-from ase_gnn.skin import SkinNeighborList
+from ase_gnn.graph.atomic_graph import edge_vectors
+from ase_gnn.graph.skin import SkinNeighborList
 from ase_gnn.testing import tiny_model
 
 #: float32 results must match float64 ones to this fraction of their scale (float32 itself

@@ -1,4 +1,4 @@
-"""Tests of ase_gnn.generate: deterministic, correctly labelled, round-trippable training data."""
+"""ase_gnn.data.generate: deterministic, correctly labelled, round-trippable training data."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from ase.calculators.morse import MorsePotential
 from ase.calculators.singlepoint import SinglePointCalculator
 from ase.neighborlist import neighbor_list
 
-from ase_gnn.generate import (
+from ase_gnn.data.generate import (
     EMT_CONFIG_TYPES,
     EMT_ELEMENTS,
     PAIR_CONFIG_TYPES,

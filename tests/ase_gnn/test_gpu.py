@@ -8,7 +8,7 @@ import torch
 from ase.build import bulk, fcc111
 
 from ase_gnn import GNNCalculator, batch_graphs, graph_from_atoms, load_model, predict, save_model
-from ase_gnn.generate import generate_emt
+from ase_gnn.data.generate import generate_emt
 from ase_gnn.testing import tiny_model
 from ase_gnn.training import train_model
 

@@ -9,7 +9,7 @@ from ase import Atoms
 from ase.build import bulk, molecule
 
 from ase_gnn import GNNCalculator, SchNet, evaluate, graph_from_atoms, has_stress, predict
-from ase_gnn.graph import batch_graphs, stress_mask
+from ase_gnn.graph.atomic_graph import batch_graphs, stress_mask
 
 
 def _flat_cell_slab() -> Atoms:

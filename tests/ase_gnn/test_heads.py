@@ -9,7 +9,7 @@ from ase.build import bulk, molecule
 from scipy.spatial.transform import Rotation
 
 from ase_gnn import graph_from_atoms, load_model, save_model
-from ase_gnn.heads import HEADS, EdgeHead, GraphHead, NodeHead, build_head
+from ase_gnn.models.heads import HEADS, EdgeHead, GraphHead, NodeHead, build_head
 from ase_gnn.testing import tiny_model
 
 

@@ -185,7 +185,7 @@ def test_model_files_of_every_format_version_load_with_their_recorded_outputs(ve
     from ase.build import molecule
 
     from ase_gnn import graph_from_atoms, predict
-    from ase_gnn.heads import EdgeHead, GraphHead, NodeHead
+    from ase_gnn.models.heads import EdgeHead, GraphHead, NodeHead
 
     path = FIXTURES / f"model_v{version}.safetensors"
     reference = json.loads(path.with_suffix(".json").read_text())

@@ -10,7 +10,7 @@ import torch
 from ase.build import bulk
 
 from ase_gnn import graph_from_atoms, predict
-from ase_gnn.nn.message_passing import MessagePassing
+from ase_gnn.models.nn.message_passing import MessagePassing
 from ase_gnn.testing import tiny_model
 
 
@@ -88,7 +88,7 @@ def test_chunked_message_passing_trains_forces_like_one_pass(architecture):
 
 
 def test_gather_chunks_passes_gradcheck():
-    from ase_gnn.nn.message_passing import _GatherChunks
+    from ase_gnn.models.nn.message_passing import _GatherChunks
 
     x = torch.randn(5, 3, dtype=torch.float64, requires_grad=True)
     index = torch.tensor([4, 0, 0, 2, 3, 1, 4])

@@ -11,7 +11,7 @@ from ase_gnn.testing import tiny_model
 
 tblite = pytest.importorskip("tblite")
 
-from ase_gnn.molecules import generate_xtb  # noqa: E402 - after the skip
+from ase_gnn.data.molecules import generate_xtb  # noqa: E402 - after the skip
 
 
 @pytest.fixture(scope="module")

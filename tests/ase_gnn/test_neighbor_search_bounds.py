@@ -27,8 +27,8 @@ import json, time
 import numpy as np
 from ase import Atoms
 from ase.neighborlist import primitive_neighbor_list
-from ase_gnn.graph import edge_vectors
-from ase_gnn.neighbors import graph_from_atoms
+from ase_gnn.graph.atomic_graph import edge_vectors
+from ase_gnn.graph.neighbors import graph_from_atoms
 
 rng = np.random.default_rng(0)
 
@@ -169,7 +169,7 @@ def test_diagnose_of_a_sparse_structure_does_not_crash(tmp_path):
     code = f"""
         from ase import Atoms
         from ase.io import write
-        from ase_gnn.cli import main
+        from ase_gnn.cli.main import main
         write({str(path)!r}, Atoms("Cu3", positions=[[0, 0, 0], [1500, 0, 0], [0, 1500, 0]]))
         main(["diagnose", {str(path)!r}, "--cutoff", "3.0"])
     """

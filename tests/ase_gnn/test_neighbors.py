@@ -18,9 +18,9 @@ from ase import Atoms
 from ase.build import bulk, fcc111, molecule
 from ase.neighborlist import primitive_neighbor_list
 
-from ase_gnn import neighbors
-from ase_gnn.graph import AtomicGraph, batch_graphs, edge_pairs, edge_vectors
-from ase_gnn.neighbors import graph_from_atoms, wrapped_positions
+from ase_gnn.graph import neighbors
+from ase_gnn.graph.atomic_graph import AtomicGraph, batch_graphs, edge_pairs, edge_vectors
+from ase_gnn.graph.neighbors import graph_from_atoms, wrapped_positions
 
 
 def _slab_with_zero_c() -> Atoms:

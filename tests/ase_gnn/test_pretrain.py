@@ -8,9 +8,9 @@ import torch
 from ase.build import bulk
 
 from ase_gnn import SchNet
-from ase_gnn.generate import generate_emt_alloy
-from ase_gnn.pretrain import MASK, pretrain, pretraining_structures
+from ase_gnn.data.generate import generate_emt_alloy
 from ase_gnn.training import GraphDataset, evaluate_metrics, train_model
+from ase_gnn.training.pretrain import MASK, pretrain, pretraining_structures
 
 
 def test_labels_point_back_to_the_clean_structure_and_name_masked_elements():

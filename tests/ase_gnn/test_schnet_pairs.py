@@ -9,7 +9,7 @@ import torch
 from ase.build import bulk
 
 from ase_gnn import SchNet, graph_from_atoms, predict
-from ase_gnn.nn.message_passing import MessagePassing
+from ase_gnn.models.nn.message_passing import MessagePassing
 from ase_gnn.testing import tiny_model
 
 

@@ -10,7 +10,7 @@ from ase.build import bulk
 from ase.calculators.emt import EMT
 
 from ase_gnn import NequIP, SchNet
-from ase_gnn.md import NVETrajectory, run_nve
+from ase_gnn.simulate.md import NVETrajectory, run_nve
 from ase_gnn.training import config_from_dict
 
 

@@ -10,8 +10,8 @@ from ase.build import bulk
 from ase.md.verlet import VelocityVerlet
 
 from ase_gnn import GNNCalculator, graph_from_atoms
-from ase_gnn.md import thermalize_momenta
-from ase_gnn.skin import SkinNeighborList
+from ase_gnn.graph.skin import SkinNeighborList
+from ase_gnn.simulate.md import thermalize_momenta
 from ase_gnn.testing import tiny_model
 
 

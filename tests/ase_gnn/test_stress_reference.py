@@ -20,7 +20,7 @@ from ase.calculators.lj import LennardJones
 from torch import Tensor
 
 from ase_gnn import EnergyModel, GNNCalculator
-from ase_gnn.graph import AtomicGraph, edge_vectors
+from ase_gnn.graph.atomic_graph import AtomicGraph, edge_vectors
 
 SIGMA, EPSILON, CUTOFF = 2.3, 0.4, 5.0
 

@@ -10,7 +10,7 @@ from ase.calculators.emt import EMT
 from ase.calculators.singlepoint import SinglePointCalculator
 
 from ase_gnn import SchNet
-from ase_gnn.generate import generate_emt, generate_emt_alloy
+from ase_gnn.data.generate import generate_emt, generate_emt_alloy
 from ase_gnn.training import (
     GraphDataset,
     evaluate_metrics,

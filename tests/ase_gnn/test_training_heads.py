@@ -10,7 +10,7 @@ from ase.calculators.emt import EMT
 from ase.calculators.singlepoint import SinglePointCalculator
 
 from ase_gnn import graph_from_atoms, load_model
-from ase_gnn.heads import NodeHead
+from ase_gnn.models.heads import NodeHead
 from ase_gnn.testing import tiny_model
 from ase_gnn.training import config_from_dict
 from ase_gnn.training.config import HeadConfig, RunConfig, TrainConfig

@@ -15,8 +15,8 @@ from ase import Atoms
 from ase.calculators.emt import EMT
 
 from ase_gnn import read_metadata
-from ase_gnn.forces import predict
-from ase_gnn.generate import generate_emt, write_dataset
+from ase_gnn.data.generate import generate_emt, write_dataset
+from ase_gnn.models.forces import predict
 from ase_gnn.testing import tiny_model
 from ase_gnn.training import (
     GraphDataset,

@@ -15,7 +15,7 @@ from ase.calculators.singlepoint import SinglePointCalculator
 from safetensors.torch import load_file
 from tqdm import tqdm
 
-from ase_gnn.generate import generate_emt, write_dataset
+from ase_gnn.data.generate import generate_emt, write_dataset
 from ase_gnn.testing import tiny_model
 from ase_gnn.training import (
     GraphDataset,

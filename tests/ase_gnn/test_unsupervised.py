@@ -7,8 +7,8 @@ import pytest
 from ase.build import bulk, fcc111
 from sklearn.metrics import adjusted_rand_score, roc_auc_score
 
+from ase_gnn.analysis.unsupervised import AnomalyDetector, cluster, embed
 from ase_gnn.testing import tiny_model
-from ase_gnn.unsupervised import AnomalyDetector, cluster, embed
 
 
 @pytest.fixture
@@ -98,7 +98,7 @@ def test_calculator_reports_anomaly_only_when_asked(model, monkeypatch):
 def test_maps_confusion_matrix_and_histograms_are_drawn(model, tmp_path):
     from matplotlib.image import imread
 
-    from ase_gnn.plots import anomaly_histogram, confusion_matrix_plot, embedding_map
+    from ase_gnn.analysis.plots import anomaly_histogram, confusion_matrix_plot, embedding_map
 
     slab = fcc111("Cu", (3, 3, 4), vacuum=6.0)
     layer = np.round(slab.positions[:, 2], 1)
@@ -125,7 +125,7 @@ def test_maps_confusion_matrix_and_histograms_are_drawn(model, tmp_path):
 
 
 def test_twin_boundary_environments_cluster_by_distance_from_the_plane():
-    from ase_gnn._structures import fcc_twin_bicrystal
+    from ase_gnn.data._structures import fcc_twin_bicrystal
 
     atoms, distance = fcc_twin_bicrystal("Cu", 3.61)
     assert len(atoms) == 288 and set(distance) == {0, 1, 2, 3, 4}

@@ -9,7 +9,7 @@ from ase.build import bulk
 from ase.calculators.lj import LennardJones
 
 from ase_gnn import SchNet
-from ase_gnn.generate import generate_lennard_jones
+from ase_gnn.data.generate import generate_lennard_jones
 from ase_gnn.testing import tiny_model
 from ase_gnn.training import prepare_model, train_model
 

@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from ase_gnn import load_model
-from ase_gnn.cli import main
-from ase_gnn.demo import run_demo
+from ase_gnn.cli.demo import run_demo
+from ase_gnn.cli.main import main
 
 
 def test_generate_train_md_round_trip(tmp_path: Path, capsys) -> None:

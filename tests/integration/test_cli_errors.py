@@ -13,7 +13,7 @@ from ase.calculators.emt import EMT
 from ase.calculators.singlepoint import SinglePointCalculator
 
 from ase_gnn import SchNet, save_model
-from ase_gnn.cli import main
+from ase_gnn.cli.main import main
 
 
 @pytest.fixture(scope="module")

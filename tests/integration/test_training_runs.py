@@ -14,7 +14,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from ase_gnn.generate import generate_emt, write_dataset
+from ase_gnn.data.generate import generate_emt, write_dataset
 
 pytestmark = pytest.mark.slow
 

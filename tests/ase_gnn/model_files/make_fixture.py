@@ -15,8 +15,8 @@ import torch
 from ase.build import molecule
 
 from ase_gnn import graph_from_atoms, predict, save_model
-from ase_gnn.heads import EdgeHead, GraphHead, NodeHead
-from ase_gnn.io import FORMAT_VERSION
+from ase_gnn.models.heads import EdgeHead, GraphHead, NodeHead
+from ase_gnn.models.io import FORMAT_VERSION
 from ase_gnn.testing import tiny_model
 
 HERE = Path(__file__).parent

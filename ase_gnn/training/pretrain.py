@@ -25,7 +25,7 @@ from ase.calculators.singlepoint import SinglePointCalculator
 from ase.data import chemical_symbols
 
 from ase_gnn.models.base import EnergyModel
-from ase_gnn.nn.mlp import xavier_init_
+from ase_gnn.models.nn.mlp import xavier_init_
 from ase_gnn.training.config import HeadConfig
 from ase_gnn.training.loss import LossWeights
 from ase_gnn.training.setup import train_model

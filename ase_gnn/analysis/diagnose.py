@@ -19,11 +19,11 @@ import numpy as np
 import torch
 from ase.data import chemical_symbols, covalent_radii
 
-from ase_gnn.forces import predict
-from ase_gnn.graph import edge_vectors
-from ase_gnn.io import load_model
+from ase_gnn.graph.atomic_graph import edge_vectors
+from ase_gnn.graph.neighbors import graph_from_atoms, perpendicular_widths
 from ase_gnn.models.base import EnergyModel
-from ase_gnn.neighbors import graph_from_atoms, perpendicular_widths
+from ase_gnn.models.forces import predict
+from ase_gnn.models.io import load_model
 
 if TYPE_CHECKING:
     from ase import Atoms
@@ -180,8 +180,8 @@ def diagnose(
     ------
     ValueError
         For structures that cannot be made into a graph at all (NaN positions, zero periodic
-        cell vectors, ...; see :func:`ase_gnn.neighbors.validate_structure`), without a cutoff,
-        or for sweep cutoffs beyond the model's.
+        cell vectors, ...; see :func:`ase_gnn.graph.neighbors.validate_structure`), without a
+        cutoff, or for sweep cutoffs beyond the model's.
     """
     if isinstance(model, (str, os.PathLike)):
         model = load_model(model)

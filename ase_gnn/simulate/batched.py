@@ -16,13 +16,13 @@ from ase import Atoms
 from ase.optimize.optimize import Optimizer
 from tqdm.auto import tqdm
 
-from ase_gnn._input_checks import check_distinct_positions, check_extensive
-from ase_gnn.calculator import GNNCalculator, to_ase_results
-from ase_gnn.forces import Prediction, predict
-from ase_gnn.graph import batch_graphs, has_stress
+from ase_gnn.calculators.calculator import GNNCalculator, to_ase_results
+from ase_gnn.calculators.checks import check_distinct_positions, check_extensive
+from ase_gnn.graph.atomic_graph import batch_graphs, has_stress
+from ase_gnn.graph.neighbors import graph_from_atoms
 from ase_gnn.models.base import EnergyModel
-from ase_gnn.neighbors import graph_from_atoms
-from ase_gnn.nn.embedding import check_species
+from ase_gnn.models.forces import Prediction, predict
+from ase_gnn.models.nn.embedding import check_species
 
 PROPERTIES = GNNCalculator.implemented_properties
 

@@ -1,4 +1,4 @@
-"""Registers :class:`~ase_gnn.calculator.GNNCalculator` with ASE's plugin system.
+"""Registers :class:`~ase_gnn.calculators.calculator.GNNCalculator` with ASE's plugin system.
 
 ``ase info --plugins`` then lists it.
 
@@ -42,7 +42,7 @@ def _plugins() -> set[Any]:
         plugin(
             name="ase_gnn",
             citation="ase-gnn: message-passing neural network potentials for ASE",
-            implementation="ase_gnn.calculator.GNNCalculator",
+            implementation="ase_gnn.calculators.calculator.GNNCalculator",
         )
     }
 

@@ -18,13 +18,14 @@ ptr            [B + 1]         long    atoms of graph b are ptr[b]:ptr[b + 1]
 
 The graph holds structure only; labels travel beside it.
 
-Positions of a graph from :func:`~ase_gnn.neighbors.graph_from_atoms` are
-:func:`~ase_gnn.neighbors.wrapped_positions`, not ``atoms.positions`` themselves: periodic atoms
-wrapped into the cell (by whole lattice vectors, per atom) and the rest centred (one translation),
-in float64 before the cast, with ``edge_shift`` referring to these positions. Edge vectors, and so
-energies, forces and stresses, are unchanged, and they stay exact in float32 for structures far
-from the origin. Code that pairs a graph's ``edge_shift`` with ``atoms.positions`` must convert
-it with the ``offsets`` that :func:`~ase_gnn.neighbors.wrapped_positions` returns.
+Positions of a graph from :func:`~ase_gnn.graph.neighbors.graph_from_atoms` are
+:func:`~ase_gnn.graph.neighbors.wrapped_positions`, not ``atoms.positions`` themselves: periodic
+atoms wrapped into the cell (by whole lattice vectors, per atom) and the rest centred (one
+translation), in float64 before the cast, with ``edge_shift`` referring to these positions. Edge
+vectors, and so energies, forces and stresses, are unchanged, and they stay exact in float32 for
+structures far from the origin. Code that pairs a graph's ``edge_shift`` with ``atoms.positions``
+must convert it with the ``offsets`` that :func:`~ase_gnn.graph.neighbors.wrapped_positions`
+returns.
 """
 
 from __future__ import annotations
@@ -48,7 +49,8 @@ MIN_STRESS_VOLUME = 1e-10
 class AtomicGraph:
     """A batch of B ≥ 1 atomic structures with their neighbor graphs (see module docstring).
 
-    Build one with :func:`~ase_gnn.neighbors.graph_from_atoms` and combine several with :func:`batch_graphs`.
+    Build one with :func:`~ase_gnn.graph.neighbors.graph_from_atoms` and combine several with
+    :func:`batch_graphs`.
     ``edge_shift`` is stored in the float dtype of ``positions`` (its values are integers) so
     that edge vectors need no cast.
     """
@@ -150,7 +152,7 @@ def reverse_edges(edge_index: Tensor, edge_shift: Tensor) -> Tensor:
     -------
     Tensor
         ``[E]`` long: the reverse edge of every edge, or −1 where the graph lacks it (a graph
-        from :func:`~ase_gnn.neighbors.graph_from_atoms` has every reverse).
+        from :func:`~ase_gnn.graph.neighbors.graph_from_atoms` has every reverse).
     """
     num_edges = edge_index.shape[1]
     if num_edges == 0:
@@ -180,7 +182,7 @@ def edge_pairs(graph: AtomicGraph) -> tuple[Tensor, Tensor]:
     """Pair every edge i → j (shift S) with its reverse j → i (shift −S), which has the same length.
 
     Radial functions are then evaluated once per pair instead of once per edge (half the work
-    on a graph from :func:`~ase_gnn.neighbors.graph_from_atoms`, where every edge has its
+    on a graph from :func:`~ase_gnn.graph.neighbors.graph_from_atoms`, where every edge has its
     reverse). An edge whose reverse is not in the graph forms a pair alone, so any graph works.
 
     Parameters

@@ -1,4 +1,4 @@
-"""Unlabelled structure builders and short MD for :mod:`ase_gnn.generate`.
+"""Unlabelled structure builders and short MD for :mod:`ase_gnn.data.generate`.
 
 Every function draws its randomness from the ``numpy.random.Generator`` it is given, so a run is
 fixed by the seed of that one generator. Lengths are in Å, temperatures in K, times in ASE units.
@@ -21,7 +21,7 @@ from ase.md.md import MolecularDynamics
 from ase.md.velocitydistribution import Stationary
 from ase.md.verlet import VelocityVerlet
 
-from ase_gnn.md import thermalize_momenta
+from ase_gnn.simulate.md import thermalize_momenta
 
 CalculatorFactory = Callable[[], Calculator]
 #: ``(rng, index, symbol, lattice_constant) -> Atoms``: ``index`` counts structures of one type.

@@ -181,8 +181,8 @@ class MessagePassing(nn.Module):
         edge_weights
             ``[E]`` weights w_ij (envelope × edge_weight).
         pair
-            ``[E]`` pair of every edge (see :func:`ase_gnn.graph.edge_pairs`): ``edge_features``
-            are then given per pair and :meth:`edge_transform` runs once per pair.
+            ``[E]`` pair of every edge (see :func:`ase_gnn.graph.atomic_graph.edge_pairs`):
+            ``edge_features`` are then given per pair and :meth:`edge_transform` runs once per pair.
 
         Returns
         -------

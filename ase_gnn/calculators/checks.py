@@ -15,9 +15,9 @@ import torch
 from ase import Atoms
 from ase.calculators.calculator import CalculationFailed
 
-from ase_gnn.graph import AtomicGraph, edge_vectors
+from ase_gnn.graph.atomic_graph import AtomicGraph, edge_vectors
+from ase_gnn.graph.neighbors import wrapped_positions
 from ase_gnn.models.base import EnergyModel
-from ase_gnn.neighbors import wrapped_positions
 
 #: Atoms closer than this (Å), periodic images included, count as being at the same position.
 MIN_DISTANCE = 1e-6

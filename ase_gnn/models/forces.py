@@ -26,7 +26,7 @@ from typing import cast
 import torch
 from torch import Tensor
 
-from ase_gnn.graph import AtomicGraph, stress_mask, sum_per_graph
+from ase_gnn.graph.atomic_graph import AtomicGraph, stress_mask, sum_per_graph
 from ase_gnn.models.base import EnergyModel
 
 

@@ -39,7 +39,7 @@ import torch
 import vesin
 from scipy.spatial import cKDTree
 
-from ase_gnn.graph import AtomicGraph
+from ase_gnn.graph.atomic_graph import AtomicGraph
 
 #: Largest |coordinate| accepted, in Å. vesin 0.6 crashes (SIGFPE) near 1e6 Å; real systems
 #: stay far below.

@@ -21,7 +21,7 @@ from ase.constraints import FixCom
 from ase.md.langevin import Langevin
 from tqdm.auto import tqdm
 
-from ase_gnn.md import thermalize_momenta
+from ase_gnn.simulate.md import thermalize_momenta
 
 #: Steps of MD before the first snapshot is taken.
 EQUILIBRATION_STEPS = 100

@@ -40,7 +40,7 @@ eV; ``energy`` and ``stress`` are written at full precision.
 Neighbor lists
 --------------
 Labels always come from ASE's own calculators with their own neighbor lists, so they stay an
-independent reference for :mod:`ase_gnn.neighbors` (which uses vesin). vesin only speeds up
+independent reference for :mod:`ase_gnn.graph.neighbors` (which uses vesin). vesin only speeds up
 moving atoms (Morse MD, the lattice scan) and the minimum-distance check.
 """
 
@@ -63,9 +63,9 @@ from ase.calculators.singlepoint import SinglePointCalculator
 from ase.data import atomic_numbers
 from tqdm import tqdm
 
-from ase_gnn import _structures
-from ase_gnn._structures import CalculatorFactory
-from ase_gnn.graph import has_stress
+from ase_gnn.data import _structures
+from ase_gnn.data._structures import CalculatorFactory
+from ase_gnn.graph.atomic_graph import has_stress
 
 __all__ = [
     "EMT_CONFIG_TYPES",

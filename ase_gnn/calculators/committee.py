@@ -17,13 +17,13 @@ import torch
 from ase import Atoms
 from ase.calculators.calculator import Calculator, all_changes
 
-from ase_gnn._input_checks import check_distinct_positions, check_finite
-from ase_gnn.calculator import GNNCalculator, to_ase_results
-from ase_gnn.forces import predict
-from ase_gnn.graph import AtomicGraph, has_stress
+from ase_gnn.calculators.calculator import GNNCalculator, to_ase_results
+from ase_gnn.calculators.checks import check_distinct_positions, check_finite
+from ase_gnn.graph.atomic_graph import AtomicGraph, has_stress
+from ase_gnn.graph.neighbors import graph_from_atoms
 from ase_gnn.models.base import EnergyModel
-from ase_gnn.neighbors import graph_from_atoms
-from ase_gnn.nn.embedding import check_species
+from ase_gnn.models.forces import predict
+from ase_gnn.models.nn.embedding import check_species
 
 
 class CommitteeCalculator(Calculator):

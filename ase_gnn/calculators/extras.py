@@ -12,8 +12,8 @@ from typing import Any, ClassVar
 from ase import Atoms
 from ase.calculators.calculator import Calculator, all_changes
 
-from ase_gnn.calculator import GNNCalculator
-from ase_gnn.unsupervised import AnomalyDetector
+from ase_gnn.analysis.unsupervised import AnomalyDetector
+from ase_gnn.calculators.calculator import GNNCalculator
 
 
 class OnRequestCalculator(Calculator):

@@ -32,9 +32,9 @@ from typing import Any, ClassVar, Literal
 import torch
 from torch import Tensor, nn
 
-from ase_gnn.graph import AtomicGraph, atoms_per_graph, edge_vectors, sum_per_graph
-from ase_gnn.nn.mlp import MLP, xavier_init_
-from ase_gnn.nn.radial import BesselBasis
+from ase_gnn.graph.atomic_graph import AtomicGraph, atoms_per_graph, edge_vectors, sum_per_graph
+from ase_gnn.models.nn.mlp import MLP, xavier_init_
+from ase_gnn.models.nn.radial import BesselBasis
 
 Task = Literal["regression", "classification"]
 TASKS: tuple[str, ...] = ("regression", "classification")

@@ -11,9 +11,9 @@ Header metadata (all values are strings, as safetensors requires):
 ``dtype``           dtype the weights were saved in
 ``versions``        JSON of ase-gnn, torch, e3nn, ase versions
 ``training_config`` (optional) JSON of the resolved training configuration
-``heads``           (optional) JSON list of the output heads' configs (:mod:`ase_gnn.heads`),
+``heads``           (optional) JSON list of the output heads' configs (:mod:`ase_gnn.models.heads`),
                     class names of classifiers included; their weights are ``heads.<name>.*``.
-                    Each names its head's ``class``, a key of :data:`ase_gnn.heads.HEADS`; a
+                    Each names its head's ``class``, a key of :data:`ase_gnn.models.heads.HEADS`; a
                     head of format version 1 names only its ``level`` and is built-in.
 
 Files of every version ever written are kept as fixtures in ``tests/ase_gnn/model_files``.
@@ -34,8 +34,8 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import Tensor, nn
 
-from ase_gnn.heads import Head, build_head
 from ase_gnn.models.base import ARCHITECTURES, EnergyModel
+from ase_gnn.models.heads import Head, build_head
 
 FORMAT = "ase-gnn-model"
 FORMAT_VERSION = "2"

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 
 def _generate(args: argparse.Namespace) -> None:
-    from ase_gnn import generate
+    from ase_gnn.data import generate
 
     if args.kind == "emt":
         elements = args.element.split(",")
@@ -25,7 +25,7 @@ def _generate(args: argparse.Namespace) -> None:
         else:
             data = generate.generate_emt_alloy(elements, args.structures, seed=args.seed)
     elif args.kind == "xtb":
-        from ase_gnn.molecules import generate_xtb
+        from ase_gnn.data.molecules import generate_xtb
 
         data = generate_xtb(
             args.molecule, args.structures, seed=args.seed, temperature_K=args.temperature
@@ -70,7 +70,7 @@ def _train(args: argparse.Namespace) -> None:
 def _evaluate(args: argparse.Namespace) -> None:
     from pathlib import Path
 
-    from ase_gnn.io import load_model
+    from ase_gnn.models.io import load_model
     from ase_gnn.training import GraphDataset, LabelKeys, evaluate_metrics, read_structures
     from ase_gnn.training.setup import format_metrics, parity_plots
 
@@ -93,8 +93,8 @@ def _md(args: argparse.Namespace) -> None:
     import ase.io
     from ase.build import bulk
 
-    from ase_gnn.calculator import GNNCalculator
-    from ase_gnn.md import run_nve
+    from ase_gnn.calculators.calculator import GNNCalculator
+    from ase_gnn.simulate.md import run_nve
     from ase_gnn.training import read_structures
 
     calc = GNNCalculator(args.model, dtype=args.dtype)
@@ -123,7 +123,7 @@ def _md(args: argparse.Namespace) -> None:
 
 
 def _demo(args: argparse.Namespace) -> None:
-    from ase_gnn.demo import run_demo
+    from ase_gnn.cli.demo import run_demo
 
     run_demo(
         args.out,
@@ -143,7 +143,7 @@ def _labels_of(structures: Sequence[Atoms], key: str | None) -> np.ndarray | Non
 
 def _embed(args: argparse.Namespace) -> None:
     from ase_gnn import embed, load_model
-    from ase_gnn.plots import embedding_map
+    from ase_gnn.analysis.plots import embedding_map
     from ase_gnn.training import read_structures
 
     model = load_model(args.model)
@@ -167,7 +167,7 @@ def _cluster(args: argparse.Namespace) -> None:
     from sklearn.metrics import adjusted_rand_score
 
     from ase_gnn import cluster, embed, load_model
-    from ase_gnn.plots import embedding_map
+    from ase_gnn.analysis.plots import embedding_map
     from ase_gnn.training import read_structures
 
     model = load_model(args.model)
@@ -200,7 +200,7 @@ def _anomaly(args: argparse.Namespace) -> None:
     from pathlib import Path
 
     from ase_gnn import AnomalyDetector, load_model
-    from ase_gnn.plots import anomaly_histogram
+    from ase_gnn.analysis.plots import anomaly_histogram
     from ase_gnn.training import read_structures
 
     model = load_model(args.model)
@@ -226,7 +226,7 @@ def _anomaly(args: argparse.Namespace) -> None:
 
 
 def _diagnose(args: argparse.Namespace) -> None:
-    from ase_gnn.diagnose import diagnose
+    from ase_gnn.analysis.diagnose import diagnose
     from ase_gnn.training import read_structures
 
     selected = read_structures(args.structure, index=args.index)

@@ -12,12 +12,12 @@ from ase import Atoms
 from ase.build import bulk
 from ase.calculators.emt import EMT
 
-from ase_gnn.calculator import GNNCalculator
-from ase_gnn.generate import generate_emt, write_dataset
-from ase_gnn.io import save_model
-from ase_gnn.md import run_nve
+from ase_gnn.analysis.plots import learning_curve_plot
+from ase_gnn.calculators.calculator import GNNCalculator
+from ase_gnn.data.generate import generate_emt, write_dataset
+from ase_gnn.models.io import save_model
 from ase_gnn.models.schnet import SchNet
-from ase_gnn.plots import learning_curve_plot
+from ase_gnn.simulate.md import run_nve
 from ase_gnn.training import GraphDataset, History, evaluate_metrics, train_model
 from ase_gnn.training.data import split
 from ase_gnn.training.setup import parity_plots

@@ -7,7 +7,7 @@ approach each other by less than ``skin``), so the graph equals a fresh one (sam
 in another order). A search is redone when an atom moved further, or when the cell, the periodic
 axes or the atoms themselves changed.
 
-The graph's positions are :func:`~ase_gnn.neighbors.wrapped_positions` of the current atoms,
+The graph's positions are :func:`~ase_gnn.graph.neighbors.wrapped_positions` of the current atoms,
 exactly as in a fresh graph; the cached cell shifts are moved along when an atom has been wrapped
 into the cell by other lattice vectors than at the search.
 """
@@ -20,8 +20,8 @@ import numpy as np
 import torch
 from ase import Atoms
 
-from ase_gnn.graph import AtomicGraph
-from ase_gnn.neighbors import graph_from_atoms, validate_structure, wrapped_positions
+from ase_gnn.graph.atomic_graph import AtomicGraph
+from ase_gnn.graph.neighbors import graph_from_atoms, validate_structure, wrapped_positions
 
 
 class SkinNeighborList:

@@ -18,10 +18,10 @@ import torch
 from ase import Atoms
 from tqdm.auto import tqdm
 
-from ase_gnn.graph import batch_graphs
+from ase_gnn.graph.atomic_graph import batch_graphs
+from ase_gnn.graph.neighbors import graph_from_atoms
 from ase_gnn.models.base import EnergyModel
-from ase_gnn.neighbors import graph_from_atoms
-from ase_gnn.nn.embedding import check_species
+from ase_gnn.models.nn.embedding import check_species
 
 
 @dataclass(frozen=True)

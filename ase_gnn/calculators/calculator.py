@@ -11,14 +11,14 @@ from ase import Atoms
 from ase.calculators.calculator import Calculator, all_changes
 from ase.stress import full_3x3_to_voigt_6_stress
 
-from ase_gnn._input_checks import check_distinct_positions, check_extensive, check_finite
-from ase_gnn.forces import Prediction, predict
-from ase_gnn.graph import has_stress
-from ase_gnn.io import check_model_dtype, load_model, resolve_device, resolve_dtype
+from ase_gnn.calculators.checks import check_distinct_positions, check_extensive, check_finite
+from ase_gnn.graph.atomic_graph import has_stress
+from ase_gnn.graph.neighbors import graph_from_atoms
+from ase_gnn.graph.skin import SkinNeighborList
 from ase_gnn.models.base import EnergyModel
-from ase_gnn.neighbors import graph_from_atoms
-from ase_gnn.nn.embedding import check_species
-from ase_gnn.skin import SkinNeighborList
+from ase_gnn.models.forces import Prediction, predict
+from ase_gnn.models.io import check_model_dtype, load_model, resolve_device, resolve_dtype
+from ase_gnn.models.nn.embedding import check_species
 
 
 def to_ase_results(prediction: Prediction) -> dict[str, Any]:
@@ -71,7 +71,7 @@ class GNNCalculator(Calculator):
         (seconds to a minute). Worth it for equivariant models on small and medium systems.
     skin
         If positive, search pairs only when an atom moved more than ``skin / 2`` Å
-        (:class:`ase_gnn.skin.SkinNeighborList`): for MD.
+        (:class:`ase_gnn.graph.skin.SkinNeighborList`): for MD.
 
     Examples
     --------

@@ -1,0 +1,1 @@
+"""The ``ase-gnn`` command line (main) and the end-to-end demo."""

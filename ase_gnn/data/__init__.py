@@ -1,0 +1,1 @@
+"""Labelled data from ASE calculators (generate) and GFN2-xTB molecules (molecules)."""

@@ -1,0 +1,1 @@
+"""Simulation helpers: batched evaluation and relaxation (batched), NVE MD (md)."""
