@@ -126,7 +126,7 @@ def test_a_user_head_round_trips_through_the_model_file(tmp_path):
 
 
 def test_a_second_head_class_with_a_taken_name_is_refused():
-    with pytest.raises(ValueError, match=r"'NodeHead'.*user_heads.*ase_gnn\.heads"):
+    with pytest.raises(ValueError, match=r"'NodeHead'.*user_heads.*ase_gnn\.models\.heads"):
         type("NodeHead", (NodeHead,), {"__module__": "user_heads"})
     with pytest.raises(ValueError, match=r"'ShiftedCharges'.*other_package.*test_heads"):
         type("ShiftedCharges", (NodeHead,), {"__module__": "other_package"})
