@@ -41,12 +41,19 @@ def test_shapes_follow_the_level(architecture):
 def test_outputs_are_invariant_and_equivariant(architecture):
     model = _with_heads(architecture)
     atoms = molecule("CH3CH2OH")
-    _, out = _outputs(model, atoms)
+    graph, out = _outputs(model, atoms)
     rotated = atoms.copy()
     rotated.positions = atoms.positions @ Rotation.random(random_state=1).as_matrix().T
-    _, out_rotated = _outputs(model, rotated)
+    graph_rotated, out_rotated = _outputs(model, rotated)
     for name in ("charges", "gap"):
         torch.testing.assert_close(out_rotated[name], out[name], rtol=0, atol=1e-10)
+    # edge outputs are invariant bond by bond, whatever order the neighbour search lists them in
+    bonds = {pair: k for k, pair in enumerate(zip(*graph.edge_index.tolist()))}
+    order = [bonds[pair] for pair in zip(*graph_rotated.edge_index.tolist())]
+    assert sorted(order) == list(range(graph.num_edges))
+    torch.testing.assert_close(
+        out_rotated["bond_order"], out["bond_order"][order], rtol=0, atol=1e-10
+    )
     order = np.random.default_rng(0).permutation(len(atoms))
     _, out_permuted = _outputs(model, atoms[order])
     torch.testing.assert_close(out_permuted["charges"], out["charges"][order], rtol=0, atol=1e-10)

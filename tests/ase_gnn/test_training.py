@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 import torch
 from ase import Atoms
-from ase.calculators.emt import EMT
 from ase.calculators.singlepoint import SinglePointCalculator
 
 from ase_gnn import SchNet
@@ -69,11 +68,12 @@ def test_training_learns_emt_far_better_than_the_untrained_model(cu_data) -> Non
     assert after == history.valid[history.best_epoch]
     assert after["forces_mae"] < 0.5 * before["forces_mae"]
     assert after["energy_mae"] < 0.05  # eV/atom
-    # the fitted E0 is close to EMT's energy of an atom in bulk, not to zero
-    assert abs(float(model.atomic_energies[0])) < 1.0
-    atoms = valid[0].copy()
-    atoms.calc = EMT()
-    assert np.isfinite(atoms.get_potential_energy())
+    # the network learnt more than the per-atom reference energy: E0 alone, fitted here by least
+    # squares on the training set, predicts the validation energies much worse
+    n = np.array([len(a) for a in train], float)
+    e0 = np.dot(n, [a.get_potential_energy() for a in train]) / np.dot(n, n)
+    e0_only = np.mean([abs(a.get_potential_energy() / len(a) - e0) for a in valid])
+    assert after["energy_mae"] < 0.7 * e0_only  # 0.52 seen after 25 epochs
 
 
 def test_training_in_float64_gives_a_float64_model(cu_data) -> None:
