@@ -30,6 +30,7 @@ from ase_gnn.graph.neighbors import graph_from_atoms
 from ase_gnn.models.base import ARCHITECTURES, EnergyModel
 from ase_gnn.models.forces import predict
 from ase_gnn.models.io import load_model, save_model
+from ase_gnn.training.config import TrainConfig, config_from_dict
 
 #: Small hyper-parameters per architecture, so the battery runs in seconds.
 TINY_CONFIGS: dict[str, dict[str, Any]] = {
@@ -64,6 +65,31 @@ def tiny_model(
     rng = np.random.default_rng(0)
     model.set_atomic_energies(list(rng.uniform(-4.0, -1.0, len(species))))
     return model
+
+
+def small_training_config(out_dir: str | Path, **sections: dict[str, Any]) -> TrainConfig:
+    """A two-epoch training configuration for tests, with sections overridden key by key.
+
+    Parameters
+    ----------
+    out_dir : str or Path
+        Where the run writes its files.
+    **sections : dict
+        Per section (``run``, ``loss``, ``optimizer``, ...), the settings to change, e.g.
+        ``small_training_config(tmp, run={"epochs": 5})``.
+
+    Returns
+    -------
+    TrainConfig
+        Checked like a configuration read from TOML (``data.train`` is a placeholder).
+    """
+    values: dict[str, dict[str, Any]] = {
+        "data": {"train": "unused"},
+        "run": {"out_dir": str(out_dir), "epochs": 2, "batch_size": 4, "progress": False},
+    }
+    for name, section in sections.items():
+        values.setdefault(name, {}).update(section)
+    return config_from_dict(values)
 
 
 def _calc(model: EnergyModel, dtype: torch.dtype) -> GNNCalculator:

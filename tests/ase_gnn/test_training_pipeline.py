@@ -17,7 +17,7 @@ from ase.calculators.emt import EMT
 from ase_gnn import read_metadata
 from ase_gnn.data.generate import generate_emt, write_dataset
 from ase_gnn.models.forces import predict
-from ase_gnn.testing import tiny_model
+from ase_gnn.testing import small_training_config, tiny_model
 from ase_gnn.training import (
     GraphDataset,
     LabelKeys,
@@ -35,16 +35,6 @@ from ase_gnn.training.loss import LossWeights, per_structure_loss, weighted_loss
 @pytest.fixture(scope="module")
 def data() -> list[Atoms]:
     return generate_emt("Cu", 24, seed=3, progress=False)
-
-
-def _config(tmp_path: Path, **sections) -> object:
-    values = {
-        "data": {"train": "unused"},
-        "run": {"out_dir": str(tmp_path), "epochs": 2, "batch_size": 4, "progress": False},
-    }
-    for name, section in sections.items():
-        values.setdefault(name, {}).update(section)
-    return config_from_dict(values)
 
 
 # -- data --------------------------------------------------------------------------------------
@@ -182,7 +172,7 @@ def test_stress_term_skips_structures_without_stress(data) -> None:
     ],
 )
 def test_every_optimizer_reduces_the_training_loss(tmp_path, data, optimizer) -> None:
-    config = _config(
+    config = small_training_config(
         tmp_path, optimizer={**optimizer, "ema_decay": None}, run={"epochs": 4, "dtype": "float64"}
     )
     model = tiny_model("SchNet", ["Cu"])
@@ -192,7 +182,7 @@ def test_every_optimizer_reduces_the_training_loss(tmp_path, data, optimizer) ->
 
 
 def test_cosine_schedule_warms_up_then_decays(tmp_path, data) -> None:
-    config = _config(
+    config = small_training_config(
         tmp_path,
         schedule={"name": "cosine", "warmup_epochs": 2},
         optimizer={"learning_rate": 1e-2},
@@ -205,7 +195,7 @@ def test_cosine_schedule_warms_up_then_decays(tmp_path, data) -> None:
 
 
 def test_step_schedule_and_late_switch_set_the_learning_rate(tmp_path, data) -> None:
-    config = _config(
+    config = small_training_config(
         tmp_path,
         schedule={"name": "step", "step_size": 1, "factor": 0.5},
         optimizer={"learning_rate": 1e-2},
@@ -220,7 +210,7 @@ def test_step_schedule_and_late_switch_set_the_learning_rate(tmp_path, data) -> 
 
 
 def test_saved_model_holds_the_averaged_not_the_raw_weights(tmp_path, data) -> None:
-    config = _config(tmp_path, optimizer={"ema_decay": 0.9}, run={"epochs": 2})
+    config = small_training_config(tmp_path, optimizer={"ema_decay": 0.9}, run={"epochs": 2})
     model = tiny_model("SchNet", ["Cu"])
     trainer = Trainer(model, config)
     history = trainer.fit(data[:8], data[8:12])
@@ -238,7 +228,7 @@ def test_saved_model_holds_the_averaged_not_the_raw_weights(tmp_path, data) -> N
 
 
 def test_early_stopping_ends_a_run_without_improvement(tmp_path, data) -> None:
-    config = _config(
+    config = small_training_config(
         tmp_path,
         optimizer={"learning_rate": 0.0, "ema_decay": None},
         run={"epochs": 50, "early_stopping_patience": 2},
@@ -248,7 +238,7 @@ def test_early_stopping_ends_a_run_without_improvement(tmp_path, data) -> None:
 
 
 def test_gradient_clipping_bounds_the_update(tmp_path, data) -> None:
-    config = _config(
+    config = small_training_config(
         tmp_path,
         optimizer={
             "name": "sgd",
@@ -313,7 +303,7 @@ def test_train_from_config_writes_model_metrics_and_plots(tmp_path, data) -> Non
 
 
 def test_tensorboard_logging_needs_its_package_or_writes_events(tmp_path, data) -> None:
-    config = _config(tmp_path, run={"epochs": 1, "tensorboard": True})
+    config = small_training_config(tmp_path, run={"epochs": 1, "tensorboard": True})
     trainer = Trainer(tiny_model("SchNet", ["Cu"]), config)
     try:
         import tensorboard  # noqa: F401

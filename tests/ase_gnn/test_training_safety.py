@@ -4,7 +4,6 @@ stage two, the caller's random stream, honest progress and non-finite labels."""
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,7 +15,7 @@ from safetensors.torch import load_file
 from tqdm import tqdm
 
 from ase_gnn.data.generate import generate_emt, write_dataset
-from ase_gnn.testing import tiny_model
+from ase_gnn.testing import small_training_config, tiny_model
 from ase_gnn.training import (
     GraphDataset,
     History,
@@ -66,20 +65,12 @@ def _molecules() -> list[Atoms]:
     return out
 
 
-def _config(tmp_path: Path, **sections) -> object:
-    values = {
-        "data": {"train": "unused"},
-        "run": {"out_dir": str(tmp_path), "epochs": 2, "batch_size": 4, "progress": False},
-    }
-    for name, section in sections.items():
-        values.setdefault(name, {}).update(section)
-    return config_from_dict(values)
-
-
 # -- item 3: stress on data mixing crystals and molecules -----------------------------------------
 def test_stress_training_on_crystals_and_molecules_gives_finite_losses(tmp_path, crystals) -> None:
     mixed = crystals[:6] + _molecules()
-    config = _config(tmp_path, loss={"stress_weight": 10.0}, run={"epochs": 2, "batch_size": 10})
+    config = small_training_config(
+        tmp_path, loss={"stress_weight": 10.0}, run={"epochs": 2, "batch_size": 10}
+    )
     model = tiny_model("SchNet", ["Cu"])
     history = Trainer(model, config).fit(mixed, crystals[6:] + _molecules()[:2])
     assert all(math.isfinite(loss) for loss in history.train_loss)
@@ -115,7 +106,7 @@ def test_final_model_comes_from_stage_two_when_stage_two_improves(tmp_path, crys
         "switch_forces_weight": 1e3,
         "switch_learning_rate": 1e-2,
     }
-    config = _config(
+    config = small_training_config(
         tmp_path,
         loss=loss,
         optimizer={"learning_rate": 1e-2, "ema_decay": None},
@@ -191,7 +182,7 @@ def test_build_model_is_seeded_without_touching_the_global_stream(crystals) -> N
 
 def test_resume_leaves_the_global_stream_alone(tmp_path, crystals) -> None:
     def run(epochs: int, resume: bool) -> History:
-        config = _config(tmp_path, run={"epochs": epochs, "seed": 2})
+        config = small_training_config(tmp_path, run={"epochs": epochs, "seed": 2})
         return Trainer(_seeded_tiny_model(), config).fit(crystals[:4], crystals[4:6], resume=resume)
 
     first = run(2, resume=False)
@@ -222,7 +213,9 @@ def test_progress_bar_counts_towards_the_limit_that_ends_the_run(
     _RecordingBar.closed.clear()
     budget = 0.3 if limit == "time_budget" else 1e5
     epochs = 10_000 if limit == "time_budget" else 3
-    config = _config(tmp_path, run={"epochs": epochs, "time_budget": budget, "progress": True})
+    config = small_training_config(
+        tmp_path, run={"epochs": epochs, "time_budget": budget, "progress": True}
+    )
     history = Trainer(tiny_model("SchNet", ["Cu"]), config).fit(crystals[:2], crystals[2:3])
     assert history.stopped == limit
     ((total, unit, count),) = _RecordingBar.closed
@@ -305,7 +298,9 @@ def test_a_non_finite_loss_stops_the_run_and_keeps_the_best_model(
         return loss * math.nan if calls["n"] > 2 else loss
 
     monkeypatch.setattr(trainer_module, "weighted_loss", diverging_loss)
-    config = _config(tmp_path, optimizer={"ema_decay": None}, run={"epochs": 5, "batch_size": 2})
+    config = small_training_config(
+        tmp_path, optimizer={"ema_decay": None}, run={"epochs": 5, "batch_size": 2}
+    )
     model = tiny_model("SchNet", ["Cu"])
     with pytest.raises(ValueError, match="non-finite training loss in epoch 1"):
         Trainer(model, config).fit(crystals[:4], crystals[4:6])
