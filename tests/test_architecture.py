@@ -135,6 +135,7 @@ LAYERS = (
     "simulate",  # batched evaluation and relaxation, MD
     "data",  # labelled data (runs MD with ASE calculators)
     "training",  # configs, trainer, pretraining
+    "lammps",  # models inside LAMMPS over MPI ranks (halo exchange, fix external)
     "cli",  # the command line
 )
 

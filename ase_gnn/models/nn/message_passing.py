@@ -34,6 +34,9 @@ matrix products, whose kernels depend on the number of rows.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any, Literal
 
 import torch
@@ -41,6 +44,33 @@ from torch import Tensor, nn
 
 Aggregation = Literal["sum", "mean", "max"]
 AGGREGATIONS: tuple[str, ...] = ("sum", "mean", "max")
+
+#: Feature exchange every layer applies to its input (see :func:`halo_exchange`).
+_HALO: ContextVar[Callable[[Tensor], Tensor] | None] = ContextVar("halo", default=None)
+
+
+@contextmanager
+def halo_exchange(exchange: Callable[[Tensor], Tensor]) -> Iterator[None]:
+    """Within the block, every :class:`MessagePassing` layer first passes its input through
+    ``exchange``.
+
+    This is how a graph split over MPI ranks stays exact with a ghost shell of one cutoff: the
+    last rows of such a graph are ghost copies of atoms that another rank (or this one, as a
+    periodic image) owns, and ``exchange`` ``[N, ...] → [N, ...]`` overwrites them with their
+    owners' current features, differentiably (its backward pass sends the ghosts' gradients
+    back to the owners). Every architecture built on :class:`MessagePassing` honours it, so an
+    L-layer model sees the exact L-cutoff neighbourhood. See :mod:`ase_gnn.lammps.halo`.
+
+    Parameters
+    ----------
+    exchange
+        Maps node features ``[N, ...]`` to the same shape with ghost rows replaced.
+    """
+    token = _HALO.set(exchange)
+    try:
+        yield
+    finally:
+        _HALO.reset(token)
 
 
 def aggregate(
@@ -189,6 +219,9 @@ class MessagePassing(nn.Module):
         Tensor
             ``[N, F]`` updated node features.
         """
+        exchange = _HALO.get()
+        if exchange is not None:
+            h = exchange(h)
         center = edge_index[0]
         x = self.transform(h)
         transform_edges = pair is None

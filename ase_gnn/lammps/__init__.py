@@ -1,0 +1,5 @@
+"""Running ase-gnn models inside LAMMPS, split over MPI ranks (see :mod:`ase_gnn.lammps.halo`)."""
+
+from ase_gnn.lammps.halo import Halo, SplitPrediction, halo_graph, predict_split
+
+__all__ = ["Halo", "SplitPrediction", "halo_graph", "predict_split"]
