@@ -1,5 +1,6 @@
 """Running ase-gnn models inside LAMMPS, split over MPI ranks (see :mod:`ase_gnn.lammps.halo`)."""
 
+from ase_gnn.lammps.fix import ModelFix, attach
 from ase_gnn.lammps.halo import Halo, SplitPrediction, halo_graph, predict_split
 
-__all__ = ["Halo", "SplitPrediction", "halo_graph", "predict_split"]
+__all__ = ["Halo", "ModelFix", "attach", "SplitPrediction", "halo_graph", "predict_split"]
