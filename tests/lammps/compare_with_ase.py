@@ -1,7 +1,10 @@
 """Run under ``mpiexec -np P``: a model in LAMMPS (fix external) against GNNCalculator.
 
-Usage: ``python compare_with_ase.py MODEL BOX`` with BOX cubic, triclinic, slab or small.
-Rank 0 prints one line ``max errors: energy <rel> forces <eV/Å> pressure <bar> peratom <eV>``.
+Usage: ``python compare_with_ase.py MODEL BOX [STEPS]`` with BOX cubic, triclinic, slab or small.
+With STEPS, LAMMPS first runs that many NVE steps at 1 fs from 800 K, re-neighbouring every
+step (atoms move between ranks), and the comparison is made at the final positions.
+Rank 0 prints one line ``max errors: energy <rel> forces <eV/Å> pressure <bar> peratom <eV>``
+(``drift <eV/atom>`` too after MD; no pressure, which then has a kinetic part).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ BOXES = {
 BAR_PER_EV_A3 = 1.6021765e6  # LAMMPS's nktv2p for metal units
 
 model_path, box = sys.argv[1], sys.argv[2]
+steps = int(sys.argv[3]) if len(sys.argv) > 3 else 0
 model = load_model(model_path, dtype="float64")
 lmp = lammps.lammps(cmdargs=["-screen", "none", "-log", "none"])
 lmp.commands_string(f"""
@@ -39,9 +43,22 @@ pair_style zero {model.cutoff + 0.5}
 pair_coeff * *
 fix gnn all external pf/callback 1 1
 compute pe_atom all pe/atom
-thermo_style custom step pe press pxx pyy pzz pxy pxz pyz
+thermo_style custom step temp pe etotal press pxx pyy pzz pxy pxz pyz
 """)
 fix = attach(lmp, model, fix_id="gnn", types=["Cu"])
+drift = None
+if steps:
+    lmp.commands_string("""
+    velocity all create 800 87287 loop geom
+    neighbor 0.5 bin
+    neigh_modify every 1 delay 0 check yes
+    timestep 0.001
+    fix nve all nve
+    """)
+    lmp.command("run 0")
+    start = lmp.get_thermo("etotal")
+    lmp.command(f"run {steps}")
+    drift = abs(lmp.get_thermo("etotal") - start) / lmp.get_natoms()
 lmp.command("run 0")
 pe = lmp.get_thermo("pe")
 pressure = np.array([lmp.get_thermo(k) for k in ("pxx", "pyy", "pzz", "pyz", "pxz", "pxy")])
@@ -60,7 +77,9 @@ if MPI.COMM_WORLD.rank == 0:
         "forces": np.abs(f - atoms.get_forces()).max(),
         "peratom": np.abs(peratom - atoms.get_potential_energies()).max(),
     }
-    if atoms.pbc.all():
+    if drift is not None:
+        errors["drift"] = drift
+    elif atoms.pbc.all():
         # LAMMPS pressure tensor (no kinetic part: atoms at rest) is −σ
         errors["pressure"] = np.abs(pressure + atoms.get_stress() * BAR_PER_EV_A3).max()
     print("max errors: " + " ".join(f"{k} {v:.3e}" for k, v in errors.items()), flush=True)
