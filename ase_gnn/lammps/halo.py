@@ -60,12 +60,10 @@ class Halo:
         if len(owned) and np.any(np.diff(owned[order]) == 0):
             raise ValueError("two owned atoms share an atom ID")
         ghosts = np.arange(nlocal, len(tags))
-        slot = np.searchsorted(owned[order], tags[nlocal:]).clip(max=max(len(owned) - 1, 0))
-        here = len(owned) > 0
-        is_local = (owned[order][slot] == tags[nlocal:]) if here else np.zeros(len(ghosts), bool)
+        slot, is_local = _lookup(owned[order], tags[nlocal:])
         #: ghost rows whose owner is on this rank, and the owners' rows
         self.ghost_rows = torch.from_numpy(ghosts[is_local])
-        self.owner_rows = torch.from_numpy(order[slot[is_local]] if here else slot[is_local])
+        self.owner_rows = torch.from_numpy(order[slot[is_local]])
         #: per peer rank: owned rows it needs (in its order) and the ghost rows it fills here
         self.peers: list[int] = []
         self.send_rows: list[Tensor] = []
@@ -102,14 +100,10 @@ class Halo:
         asked = comm.alltoall([remote_tags[remote_tags % size == r] for r in range(size)])
         answers = []
         for question in asked:
-            slot = np.searchsorted(directory_tags, question).clip(max=len(directory_tags) - 1)
-            if len(question) and (
-                len(directory_tags) == 0 or np.any(directory_tags[slot] != question)
-            ):
-                missing = (
-                    question[directory_tags[slot] != question] if len(directory_tags) else question
-                )
-                raise ValueError(f"ghost atom IDs {missing[:3].tolist()} are owned by no rank")
+            slot, found = _lookup(directory_tags, question)
+            if not found.all():
+                missing = question[~found][:3].tolist()
+                raise ValueError(f"ghost atom IDs {missing} are owned by no rank")
             answers.append(directory_owner[:, slot])
         answered = comm.alltoall(answers)
         owner_rank = np.empty(len(remote_tags), np.int64)
@@ -170,6 +164,14 @@ class Halo:
         requests += [self.comm.Isend(buf, dest=peer) for peer, buf in zip(self.peers, outgoing)]
         MPI.Request.Waitall(requests)
         return [torch.from_numpy(buf).to(device=x.device, dtype=x.dtype) for buf in buffers]
+
+
+def _lookup(sorted_keys: np.ndarray, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Positions of ``queries`` in ``sorted_keys`` and whether each is there."""
+    slot = np.searchsorted(sorted_keys, queries)
+    found = slot < len(sorted_keys)
+    found[found] = sorted_keys[slot[found]] == queries[found]
+    return slot, found
 
 
 class _Exchange(torch.autograd.Function):
