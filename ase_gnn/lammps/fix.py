@@ -24,6 +24,7 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
+import time
 import traceback
 from collections.abc import Sequence
 from typing import Any
@@ -33,7 +34,7 @@ import torch
 from ase.data import atomic_masses, atomic_numbers
 
 from ase_gnn.calculators.checks import MIN_DISTANCE
-from ase_gnn.graph.atomic_graph import AtomicGraph
+from ase_gnn.graph.atomic_graph import AtomicGraph, edge_vectors
 from ase_gnn.lammps.halo import Halo, halo_graph, predict_split
 from ase_gnn.models.base import EnergyModel
 
@@ -78,6 +79,8 @@ class ModelFix:
         self.comm = comm
         self._halo: Halo | None = None
         self._tags: np.ndarray | None = None
+        #: seconds this rank spent per part of the callback, summed over calls (see bench/)
+        self.timings = dict.fromkeys(("ghost owners", "graph", "model", "exchange", "rest"), 0.0)
         lmp.command(f"fix_modify {fix_id} energy yes virial yes")
         lmp.set_fix_external_callback(fix_id, self, None)
         ghost_cutoff = communication_cutoff(lmp, comm)
@@ -105,7 +108,7 @@ class ModelFix:
             self.lmp.error(1, f"ase-gnn model evaluation failed: {type(error).__name__}: {error}")
 
     def _evaluate(self, nlocal: int, f: np.ndarray) -> None:
-        lmp = self.lmp
+        lmp, clock = self.lmp, _Clock(self.timings)
         nall = int(lmp.extract_setting("nall"))
         tags = np.array(lmp.numpy.extract_atom("id", nelem=nall), dtype=np.int64)
         positions = np.array(lmp.numpy.extract_atom("x", nelem=nall, dim=3), dtype=np.float64)
@@ -116,11 +119,18 @@ class ModelFix:
             changed = bool(self.comm.allreduce(changed, op=_mpi_max()))
         if changed or self._halo is None:
             self._halo, self._tags = Halo(tags, nlocal, self.comm), tags
+        clock("ghost owners")
         graph = halo_graph(
-            self.numbers[types - 1], positions, nlocal, self.model.cutoff, self.model.dtype
+            self.numbers[types - 1], positions, self._halo, self.model.cutoff, self.model.dtype
         ).to(self.model.device)
-        _check_distinct(graph, tags)
+        _check_distinct(graph, tags[self._halo.node_rows])
+        clock("graph")
+        exchanged = self._halo.exchange_seconds
         result = predict_split(self.model, graph, self._halo)
+        clock("model")
+        exchanged = self._halo.exchange_seconds - exchanged
+        self.timings["model"] -= exchanged
+        self.timings["exchange"] += exchanged
         if not (np.isfinite(result.forces).all() and np.isfinite(result.local_energies).all()):
             raise ValueError("the model returned non-finite energies or forces")
         f[:] = result.forces
@@ -133,12 +143,25 @@ class ModelFix:
         lmp.fix_external_set_energy_global(self.fix_id, float(totals[0]))
         lmp.fix_external_set_virial_global(self.fix_id, [float(v) for v in totals[1:]])
         lmp.numpy.fix_external_set_energy_peratom(self.fix_id, result.local_energies)
+        clock("rest")
+
+
+class _Clock:
+    """Adds the seconds since the previous call to ``timings[part]``."""
+
+    def __init__(self, timings: dict[str, float]) -> None:
+        self.timings, self.last = timings, time.perf_counter()
+
+    def __call__(self, part: str) -> None:
+        now = time.perf_counter()
+        self.timings[part] += now - self.last
+        self.last = now
 
 
 def _check_distinct(graph: AtomicGraph, tags: np.ndarray) -> None:
     """Raise ``ValueError`` naming (by atom ID) two atoms at the same position."""
-    centre, neighbour = graph.edge_index
-    lengths = (graph.positions[neighbour] - graph.positions[centre]).norm(dim=1)
+    with torch.no_grad():
+        lengths = edge_vectors(graph).norm(dim=1)
     close = torch.nonzero(lengths < MIN_DISTANCE).flatten()
     if close.numel():
         i, j = sorted(int(tags[graph.edge_index[k, close[0]]]) for k in (0, 1))

@@ -10,6 +10,12 @@ the backward pass the gradients that reach ghost rows travel back to the owners 
 there. Each rank computes the layers for its owned atoms from edges whose centre it owns, so
 every edge of the global graph is evaluated exactly once.
 
+Ghosts that are periodic images of the rank's own atoms are not nodes at all: an edge to such
+an image points at the owned atom, with the image's displacement as the edge shift (the graph's
+cell is the identity, so shifts are in Å). On one rank the graph is then the periodic graph of
+the cell, and the exchange does nothing; on several ranks only ghosts owned elsewhere are
+nodes.
+
 Who owns a ghost is found from atom IDs (tags) when the ghost list changes (at LAMMPS's
 re-neighbouring steps): owned atoms are registered at a directory rank ``tag % P``, which
 answers each ghost's owner rank and row. Between those steps only the features move, and only
@@ -18,6 +24,7 @@ between a rank and the ranks that own its ghosts, so communication grows with th
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -32,7 +39,11 @@ from ase_gnn.models.nn.message_passing import halo_exchange
 
 
 class Halo:
-    """Which rows of a rank's ``[nlocal + nghost]`` atoms are ghosts, and where their owners are.
+    """The nodes of a rank's graph, and where the owners of its ghost nodes are.
+
+    Rows are LAMMPS's ``[nlocal + nghost]`` atoms. Nodes are the owned atoms (rows ``0 ..
+    nlocal-1``, same order) followed by the ghosts owned by other ranks; a ghost that is an image
+    of an owned atom is that atom's node (see the module docstring).
 
     Parameters
     ----------
@@ -53,7 +64,6 @@ class Halo:
     def __init__(self, tags: np.ndarray, nlocal: int, comm: Any | None = None) -> None:
         tags = np.asarray(tags, dtype=np.int64)
         self.num_owned = int(nlocal)
-        self.num_rows = len(tags)
         self.comm: Any = comm if comm is not None and comm.Get_size() > 1 else None
         owned = tags[:nlocal]
         order = np.argsort(owned, kind="stable")
@@ -61,14 +71,19 @@ class Halo:
             raise ValueError("two owned atoms share an atom ID")
         ghosts = np.arange(nlocal, len(tags))
         slot, is_local = _lookup(owned[order], tags[nlocal:])
-        #: ghost rows whose owner is on this rank, and the owners' rows
-        self.ghost_rows = torch.from_numpy(ghosts[is_local])
-        self.owner_rows = torch.from_numpy(order[slot[is_local]])
-        #: per peer rank: owned rows it needs (in its order) and the ghost rows it fills here
+        remote = ghosts[~is_local]
+        #: ``[nlocal + nghost]`` node of every row; ``[num_nodes]`` row of every node
+        self.node_of_row = np.arange(len(tags))
+        self.node_of_row[ghosts[is_local]] = order[slot[is_local]]
+        self.node_of_row[remote] = nlocal + np.arange(len(remote))
+        self.node_rows = np.concatenate([np.arange(nlocal), remote])
+        self.num_nodes = len(self.node_rows)
+        #: per peer rank: owned nodes it needs (in its order) and the ghost nodes it fills here
         self.peers: list[int] = []
         self.send_rows: list[Tensor] = []
         self.recv_rows: list[Tensor] = []
-        remote = ghosts[~is_local]
+        #: seconds spent in exchanges with peers (both directions)
+        self.exchange_seconds = 0.0
         if self.comm is None:
             if len(remote):
                 raise ValueError(
@@ -76,7 +91,7 @@ class Halo:
                     "owned by this process, and there is no communicator to find their owners"
                 )
             return
-        self._find_remote_owners(owned, tags[remote], remote)
+        self._find_remote_owners(owned, tags[remote], nlocal + np.arange(len(remote)))
 
     def _find_remote_owners(
         self, owned: np.ndarray, remote_tags: np.ndarray, remote: np.ndarray
@@ -123,9 +138,10 @@ class Halo:
 
     # -- the exchange --------------------------------------------------------------------------
     def fill_ghosts(self, x: Tensor) -> Tensor:
-        """``x`` ``[M, ...]`` (M ≥ nlocal + nghost) with every ghost row set to its owner's row."""
+        """``x`` ``[num_nodes, ...]`` with every ghost node's row set to its owner's row."""
+        if not self.peers:
+            return x
         out = x.clone()
-        out[self.ghost_rows.to(x.device)] = x[self.owner_rows.to(x.device)]
         received = self._swap(x, self.send_rows, self.recv_rows)
         for rows, values in zip(self.recv_rows, received):
             out[rows.to(x.device)] = values
@@ -136,12 +152,13 @@ class Halo:
 
         Ghost rows of the result are zero. Used for feature gradients and for forces.
         """
+        if not self.peers:
+            return g
         out = g.clone()
-        out.index_add_(0, self.owner_rows.to(g.device), g[self.ghost_rows.to(g.device)])
         received = self._swap(g, self.recv_rows, self.send_rows)
         for rows, values in zip(self.send_rows, received):
             out.index_add_(0, rows.to(g.device), values)
-        out[self.num_owned : self.num_rows] = 0
+        out[self.num_owned : self.num_nodes] = 0
         return out
 
     def __call__(self, x: Tensor) -> Tensor:
@@ -154,6 +171,8 @@ class Halo:
             return []
         from mpi4py import MPI
 
+        start = time.perf_counter()
+
         shape = x.shape[1:]
         buffers = [np.empty((len(rows), *shape), dtype=np.float64) for rows in recv]
         outgoing = [
@@ -163,7 +182,9 @@ class Halo:
         requests = [self.comm.Irecv(buf, source=peer) for peer, buf in zip(self.peers, buffers)]
         requests += [self.comm.Isend(buf, dest=peer) for peer, buf in zip(self.peers, outgoing)]
         MPI.Request.Waitall(requests)
-        return [torch.from_numpy(buf).to(device=x.device, dtype=x.dtype) for buf in buffers]
+        received = [torch.from_numpy(buf).to(device=x.device, dtype=x.dtype) for buf in buffers]
+        self.exchange_seconds += time.perf_counter() - start
+        return received
 
 
 def _lookup(sorted_keys: np.ndarray, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -188,21 +209,22 @@ class _Exchange(torch.autograd.Function):
 
 
 def halo_graph(
-    species: np.ndarray, positions: np.ndarray, nlocal: int, cutoff: float, dtype: torch.dtype
+    species: np.ndarray, positions: np.ndarray, halo: Halo, cutoff: float, dtype: torch.dtype
 ) -> AtomicGraph:
-    """The graph a rank evaluates: all its atoms as nodes, edges only from owned centres.
+    """The graph a rank evaluates: its :class:`Halo` nodes, edges only from owned centres.
 
-    Ghost positions are already periodic images, so the graph is not periodic (no cell, no
-    shifts), and edges into ghosts are not needed: ghosts' features come from their owners.
+    Ghost features come from their owners, so edges into ghosts are not needed. An edge to a
+    periodic image of an owned atom points at that atom and carries the image's displacement
+    as its shift (Å; the graph's cell is the identity and its ``pbc`` all True).
 
     Parameters
     ----------
     species
-        ``[nlocal + nghost]`` atomic numbers.
+        ``[nlocal + nghost]`` atomic numbers of LAMMPS's rows.
     positions
         ``[nlocal + nghost, 3]`` positions in Å (owned atoms first).
-    nlocal
-        Number of owned atoms.
+    halo
+        The nodes and owners for the same rows.
     cutoff
         The model's cutoff in Å.
     dtype
@@ -211,23 +233,26 @@ def halo_graph(
     Returns
     -------
     AtomicGraph
-        One structure of ``nlocal + nghost`` atoms.
+        One structure of ``halo.num_nodes`` atoms.
     """
     positions = np.ascontiguousarray(positions, dtype=np.float64)
-    num = len(positions)
-    if num:
-        center, neighbor, _ = neighbor_pairs(positions, np.zeros((3, 3)), np.zeros(3, bool), cutoff)
-        keep = center < nlocal
-        center, neighbor = center[keep], neighbor[keep]
+    nodes = halo.node_rows
+    if len(positions):
+        center, row, _ = neighbor_pairs(positions, np.zeros((3, 3)), np.zeros(3, bool), cutoff)
+        keep = center < halo.num_owned
+        center, row = center[keep], row[keep]
     else:
-        center = neighbor = np.zeros(0, np.int64)
+        center = row = np.zeros(0, np.int64)
+    neighbor = halo.node_of_row[row]
+    shift = positions[row] - positions[nodes[neighbor]]  # non-zero for images of owned atoms
+    num = len(nodes)
     return AtomicGraph(
-        species=torch.as_tensor(np.asarray(species, np.int64)),
-        positions=torch.as_tensor(positions).to(dtype),
-        cell=torch.zeros(1, 3, 3, dtype=dtype),
-        pbc=torch.zeros(1, 3, dtype=torch.bool),
+        species=torch.as_tensor(np.asarray(species, np.int64)[nodes]),
+        positions=torch.as_tensor(positions[nodes]).to(dtype),
+        cell=torch.eye(3, dtype=dtype)[None],
+        pbc=torch.ones(1, 3, dtype=torch.bool),
         edge_index=torch.as_tensor(np.stack([center, neighbor])),
-        edge_shift=torch.zeros(len(center), 3, dtype=dtype),
+        edge_shift=torch.as_tensor(shift).to(dtype),
         batch=torch.zeros(num, dtype=torch.long),
         ptr=torch.tensor([0, num]),
     )
@@ -277,16 +302,18 @@ def predict_split(model: EnergyModel, graph: AtomicGraph, halo: Halo) -> SplitPr
     """
     with torch.enable_grad(), halo_exchange(halo):
         positions = graph.positions.detach().requires_grad_(True)
-        local = model(replace(graph, positions=positions))[: halo.num_owned]
+        # a homogeneous strain of nodes and shifts (the cell): dE/dstrain = -virial
+        strain = torch.zeros(3, 3, dtype=positions.dtype, device=positions.device)
+        strain.requires_grad_(True)
+        deformation = torch.eye(3, dtype=positions.dtype, device=positions.device) + strain
+        strained = replace(graph, positions=positions @ deformation, cell=deformation[None])
+        local = model(strained)[: halo.num_owned]
         energy = local.sum()
-        (gradient,) = torch.autograd.grad(energy, positions)
-    forces = -gradient.detach()
-    # Σ x ⊗ f over owned and ghost copies is Σ over this rank's edges of r_ij ⊗ f_ij
-    virial = positions.detach().T @ forces
-    forces = halo.add_ghosts_to_owners(forces)[: halo.num_owned]
+        gradient, virial = torch.autograd.grad(energy, (positions, strain))
+    forces = halo.add_ghosts_to_owners(-gradient.detach())[: halo.num_owned]
     return SplitPrediction(
         energy=float(energy.detach()),
         local_energies=local.detach().cpu().double().numpy(),
         forces=forces.cpu().double().numpy(),
-        virial=virial.cpu().double().numpy(),
+        virial=-virial.detach().cpu().double().numpy(),
     )

@@ -1,8 +1,8 @@
 """The split graph with ghost atoms gives the periodic calculator's numbers (one process).
 
 Ghosts here are the periodic images of a cell's atoms within one cutoff, as LAMMPS makes them
-on one rank: a model of several layers then needs the per-layer feature exchange to see beyond
-that shell, so without it these tests fail.
+on one rank; they are folded onto the atoms they are images of. Ghosts owned by other ranks,
+which need the per-layer exchange, are tested under mpiexec in ``test_lammps.py``.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import pytest
 import torch
 from ase.build import bulk, fcc111
 
-from ase_gnn import GNNCalculator
+from ase_gnn import GNNCalculator, edge_vectors, graph_from_atoms
 from ase_gnn.graph.neighbors import neighbor_pairs
 from ase_gnn.lammps import Halo, halo_graph, predict_split
 from ase_gnn.testing import tiny_model
@@ -46,8 +46,9 @@ def test_ghosts_with_exchange_match_the_periodic_calculator(architecture, name):
     calc = GNNCalculator(model, dtype="float64")
     atoms.calc = calc
     species, positions, tags = _with_ghosts(atoms, model.cutoff)
-    graph = halo_graph(species, positions, len(atoms), model.cutoff, torch.float64)
-    result = predict_split(model, graph, Halo(tags, len(atoms)))
+    halo = Halo(tags, len(atoms))
+    graph = halo_graph(species, positions, halo, model.cutoff, torch.float64)
+    result = predict_split(model, graph, halo)
     assert result.energy == pytest.approx(atoms.get_potential_energy(), rel=1e-10, abs=1e-10)
     np.testing.assert_allclose(result.local_energies, atoms.get_potential_energies(), atol=1e-10)
     np.testing.assert_allclose(result.forces, atoms.get_forces(), atol=1e-9)
@@ -57,14 +58,20 @@ def test_ghosts_with_exchange_match_the_periodic_calculator(architecture, name):
         np.testing.assert_allclose(result.virial, -atoms.get_volume() * stress, atol=1e-8)
 
 
-def test_without_the_exchange_a_deep_model_is_wrong():
-    atoms = _structures()["small"]
-    model = tiny_model("SchNet", ["Cu"], cutoff=3.0).double()
-    atoms.calc = GNNCalculator(model, dtype="float64")
-    species, positions, tags = _with_ghosts(atoms, model.cutoff)
-    graph = halo_graph(species, positions, len(atoms), model.cutoff, torch.float64)
-    local = model(graph).detach().numpy()[: len(atoms)]  # ghosts keep their own features
-    assert not np.allclose(local, atoms.get_potential_energies(), atol=1e-6)
+@pytest.mark.parametrize("name", ["triclinic", "slab", "small"])
+def test_on_one_rank_the_graph_is_the_periodic_graph(name):
+    # images of owned atoms are folded onto them: no ghost nodes, the periodic edge count
+    atoms = _structures()[name]
+    species, positions, tags = _with_ghosts(atoms, 3.0)
+    assert len(positions) > len(atoms)
+    graph = halo_graph(species, positions, Halo(tags, len(atoms)), 3.0, torch.float64)
+    periodic = graph_from_atoms(atoms, 3.0)
+    assert graph.num_atoms == len(atoms) and graph.num_edges == periodic.num_edges
+    np.testing.assert_allclose(
+        np.sort(edge_vectors(graph).norm(dim=1).numpy()),
+        np.sort(edge_vectors(periodic).norm(dim=1).numpy()),
+        atol=1e-12,
+    )
 
 
 def test_a_ghost_nobody_owns_is_refused():
