@@ -126,9 +126,15 @@ def _lammps(args: argparse.Namespace) -> None:
     from ase_gnn.lammps.script import run_script
     from ase_gnn.models.io import load_model, resolve_device
 
-    model = load_model(args.model, device=resolve_device(args.device), dtype=args.dtype)
+    device = resolve_device(args.device)
+    models = [load_model(path, device=device, dtype=args.dtype) for path in args.model]
     run_script(
-        args.script, model, args.fix, types=args.types, variables=args.var or (), log=args.log
+        args.script,
+        models[0] if len(models) == 1 else models,
+        args.fix,
+        types=args.types,
+        variables=args.var or (),
+        log=args.log,
     )
 
 
@@ -364,7 +370,11 @@ def _lammps_parser(commands: Any) -> None:
         help="run a LAMMPS input script with a model as its fix external (under mpirun too)",
     )
     run.add_argument("script", help="LAMMPS input script (units metal, pair_style zero, fix ...)")
-    run.add_argument("--model", required=True, help="model file (.safetensors)")
+    run.add_argument(
+        "--model", required=True, nargs="+",
+        help="model file (.safetensors); several make a committee whose per-atom force spread "
+        "is the property d_<fix>_force_std",
+    )  # fmt: skip
     run.add_argument("--fix", default="gnn", help="ID of the script's fix external (gnn)")
     run.add_argument(
         "--types", nargs="+", metavar="ELEMENT",

@@ -40,12 +40,12 @@ from ase_gnn.models.base import EnergyModel
 
 
 class ModelFix:
-    """The callback of one ``fix external`` that evaluates ``model`` (see :func:`attach`)."""
+    """The callback of one ``fix external`` that evaluates a model or committee (:func:`attach`)."""
 
     def __init__(
         self,
         lmp: Any,
-        model: EnergyModel,
+        model: EnergyModel | Sequence[EnergyModel],
         fix_id: str,
         types: Sequence[str] | None = None,
         comm: Any | None = None,
@@ -56,11 +56,16 @@ class ModelFix:
                 f"ase-gnn models work in eV and Å: the input script needs 'units metal', not "
                 f"'units {units}'"
             )
-        if model.readout != "sum":
+        models = [model] if isinstance(model, EnergyModel) else list(model)
+        if any(m.readout != "sum" for m in models):
             raise ValueError("LAMMPS needs an extensive energy: the model's readout must be 'sum'")
+        first = models[0]
+        if any((m.cutoff, m.dtype, m.device) != (first.cutoff, first.dtype, first.device)
+               for m in models):  # fmt: skip
+            raise ValueError("the members of a committee need one cutoff, dtype and device")
         num_types = int(lmp.extract_global("ntypes"))
         if types is None:
-            types = types_from_masses(lmp, model.species_symbols)
+            types = types_from_masses(lmp, first.species_symbols)
         if len(types) != num_types:
             raise ValueError(
                 f"the box has {num_types} atom types but {len(types)} elements were given "
@@ -69,26 +74,32 @@ class ModelFix:
         unknown = [t for t in types if t not in atomic_numbers]
         if unknown:
             raise ValueError(f"unknown element symbols {unknown} in the type mapping")
-        missing = sorted({t for t in types if atomic_numbers[t] not in model.species})
-        if missing:
-            raise ValueError(
-                f"the model knows {model.species_symbols}, not {missing} (from the type mapping)"
-            )
-        self.lmp, self.model, self.fix_id = lmp, model, fix_id
+        for member in models:
+            missing = sorted({t for t in types if atomic_numbers[t] not in member.species})
+            if missing:
+                raise ValueError(
+                    f"the model knows {member.species_symbols}, not {missing} (from the type "
+                    "mapping)"
+                )
+        self.lmp, self.models, self.fix_id = lmp, models, fix_id
         self.numbers = np.array([atomic_numbers[t] for t in types])
         self.comm = comm
         self._halo: Halo | None = None
         self._tags: np.ndarray | None = None
         #: seconds this rank spent per part of the callback, summed over calls (see bench/)
         self.timings = dict.fromkeys(("ghost owners", "graph", "model", "exchange", "rest"), 0.0)
+        #: per-atom property with a committee's force spread, eV/Å (dump it, reduce it, halt)
+        self.spread_property = f"d_{fix_id}_force_std" if len(models) > 1 else None
+        if self.spread_property:
+            lmp.command(f"fix {fix_id}_spread all property/atom {self.spread_property} ghost no")
         lmp.command(f"fix_modify {fix_id} energy yes virial yes")
         lmp.set_fix_external_callback(fix_id, self, None)
         ghost_cutoff = communication_cutoff(lmp, comm)
-        if ghost_cutoff < model.cutoff:
+        if ghost_cutoff < first.cutoff:
             raise ValueError(
                 f"LAMMPS's ghost shell ({ghost_cutoff:g} Å: pair cutoff + neighbor skin) is "
-                f"smaller than the model's cutoff {model.cutoff:g} Å: define 'pair_style zero "
-                f"{model.cutoff:g}' and 'pair_coeff * *' before attaching the model"
+                f"smaller than the model's cutoff {first.cutoff:g} Å: define 'pair_style zero "
+                f"{first.cutoff:g}' and 'pair_coeff * *' before attaching the model"
             )
 
     def __call__(
@@ -120,29 +131,36 @@ class ModelFix:
         if changed or self._halo is None:
             self._halo, self._tags = Halo(tags, nlocal, self.comm), tags
         clock("ghost owners")
+        model = self.models[0]
         graph = halo_graph(
-            self.numbers[types - 1], positions, self._halo, self.model.cutoff, self.model.dtype
-        ).to(self.model.device)
+            self.numbers[types - 1], positions, self._halo, model.cutoff, model.dtype
+        ).to(model.device)
         _check_distinct(graph, tags[self._halo.node_rows])
         clock("graph")
         exchanged = self._halo.exchange_seconds
-        result = predict_split(self.model, graph, self._halo)
+        members = [predict_split(member, graph, self._halo) for member in self.models]
         clock("model")
         exchanged = self._halo.exchange_seconds - exchanged
         self.timings["model"] -= exchanged
         self.timings["exchange"] += exchanged
-        if not (np.isfinite(result.forces).all() and np.isfinite(result.local_energies).all()):
+        forces = np.stack([m.forces for m in members])
+        local_energies = np.mean([m.local_energies for m in members], axis=0)
+        if not (np.isfinite(forces).all() and np.isfinite(local_energies).all()):
             raise ValueError("the model returned non-finite energies or forces")
-        f[:] = result.forces
-        w = result.virial
+        f[:] = forces.mean(axis=0)
+        if self.spread_property:  # as CommitteeCalculator's forces_std
+            spread = lmp.numpy.extract_atom(self.spread_property)
+            spread[:nlocal] = np.sqrt(forces.var(axis=0).sum(axis=1))
+        energy = np.mean([m.energy for m in members])
+        w = np.mean([m.virial for m in members], axis=0)
         # LAMMPS takes a fix's global energy and virial as totals (it does not sum them over
         # ranks, unlike per-atom values): 7 numbers to add up
-        totals = np.array([result.energy, w[0, 0], w[1, 1], w[2, 2], w[0, 1], w[0, 2], w[1, 2]])
+        totals = np.array([energy, w[0, 0], w[1, 1], w[2, 2], w[0, 1], w[0, 2], w[1, 2]])
         if self.comm is not None and self.comm.Get_size() > 1:
             totals = self.comm.allreduce(totals, op=_mpi_sum())
         lmp.fix_external_set_energy_global(self.fix_id, float(totals[0]))
         lmp.fix_external_set_virial_global(self.fix_id, [float(v) for v in totals[1:]])
-        lmp.numpy.fix_external_set_energy_peratom(self.fix_id, result.local_energies)
+        lmp.numpy.fix_external_set_energy_peratom(self.fix_id, local_energies)
         clock("rest")
 
 
@@ -252,7 +270,7 @@ def _mpi_sum() -> Any:
 
 def attach(
     lmp: Any,
-    model: EnergyModel,
+    model: EnergyModel | Sequence[EnergyModel],
     fix_id: str,
     types: Sequence[str] | None = None,
     comm: Any | None = None,
@@ -264,7 +282,11 @@ def attach(
     lmp
         A ``lammps.lammps`` instance whose box exists and whose script defines the fix.
     model
-        The potential (``"sum"`` readout), on the device and dtype to evaluate in.
+        The potential (``"sum"`` readout), on the device and dtype to evaluate in; or the
+        members of a committee (one cutoff, dtype and device), whose mean energy, forces and
+        virial LAMMPS gets, with each atom's force spread (as ``forces_std`` of
+        :class:`~ase_gnn.CommitteeCalculator`, eV/Å) in the per-atom property
+        ``d_<fix_id>_force_std`` that the input script can dump, reduce and halt on.
     fix_id
         ID of the ``fix external`` in the input script.
     types

@@ -42,7 +42,7 @@ def script_commands(text: str) -> Iterator[str]:
 
 def run_script(
     path: str | os.PathLike[str],
-    model: EnergyModel,
+    model: EnergyModel | Sequence[EnergyModel],
     fix_id: str,
     types: Sequence[str] | None = None,
     variables: Sequence[tuple[str, str]] = (),
@@ -62,7 +62,8 @@ def run_script(
         LAMMPS input script (``units metal``, ``pair_style zero <cutoff>``, ``pair_coeff * *``,
         ``fix <fix_id> all external pf/callback 1 1``).
     model
-        The potential, on the device and dtype to evaluate in.
+        The potential, on the device and dtype to evaluate in, or a committee's members
+        (see :func:`ase_gnn.lammps.attach`).
     fix_id
         ID of the ``fix external`` the model answers.
     types

@@ -6,10 +6,11 @@ import os
 from pathlib import Path
 
 import ase.io
+import numpy as np
 import pytest
 from ase.build import bulk
 
-from ase_gnn import GNNCalculator, save_model
+from ase_gnn import CommitteeCalculator, GNNCalculator, save_model
 from ase_gnn.lammps.script import script_commands
 from ase_gnn.testing import tiny_model
 
@@ -55,6 +56,7 @@ def case(tmp_path_factory):
     twins.positions[1] = twins.positions[0]
     ase.io.write(folder / "twins.data", twins, format="lammps-data", masses=True)
     save_model(tiny_model("NequIP", ["Cu"], cutoff=4.0).double(), folder / "m.safetensors")
+    save_model(tiny_model("SchNet", ["Cu"], cutoff=4.0).double(), folder / "m2.safetensors")
     (folder / "in.lammps").write_text(SCRIPT)
     return folder, atoms
 
@@ -138,3 +140,46 @@ def test_types_come_from_masses_where_they_are_unambiguous():
     with pytest.raises(ValueError, match=r"matches elements \['Co', 'Ni'\]"):
         types_from_masses(lmp, ["Co", "Ni"], tolerance=0.5)
     lmp.close()
+
+
+COMMITTEE = """\
+units metal
+atom_style atomic
+atom_modify map array
+read_data cu.data
+pair_style zero 4.0
+pair_coeff * *
+fix gnn all external pf/callback 1 1
+compute spread all property/atom d_gnn_force_std
+compute max_spread all reduce max c_spread
+variable max_spread equal c_max_spread
+thermo_style custom step pe c_max_spread
+run 0
+print "ENERGY $(pe:%.15g)"
+write_dump all custom spread.dump id d_gnn_force_std modify sort id format float %.15g
+fix nve all nve
+fix stop all halt 1 v_max_spread > ${limit} error soft
+run 20
+print "STOPPED AT $(step)"
+"""
+
+
+@pytest.mark.slow
+def test_a_committee_gives_lammps_its_mean_and_per_atom_force_spread(case, ase_gnn_lammps):
+    folder, atoms = case
+    (folder / "committee.lammps").write_text(COMMITTEE)
+    members = [folder / "m.safetensors", folder / "m2.safetensors"]
+    committee = CommitteeCalculator(members, dtype="float64")
+    atoms.calc = committee
+    spread = committee.get_property("forces_std", atoms)
+    limit = 0.5 * spread.max()  # already exceeded at step 0: fix halt stops the run
+    run = ase_gnn_lammps(
+        folder, "committee.lammps", "--model", *map(str, members), "--log", "none",
+        "--var", "limit", f"{limit:.6f}",
+    )  # fmt: skip
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-3000:]
+    energy = float(next(line for line in run.stdout.splitlines() if line.startswith("ENERGY"))[7:])
+    assert energy == pytest.approx(atoms.get_potential_energy(), rel=1e-12)
+    dumped = np.loadtxt(folder / "spread.dump", skiprows=9)
+    np.testing.assert_allclose(dumped[:, 1], spread, rtol=1e-9, atol=1e-12)
+    assert "STOPPED AT 1" in run.stdout  # the spread halted the run at its first check
