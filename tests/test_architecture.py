@@ -136,6 +136,7 @@ LAYERS = (
     "data",  # labelled data (runs MD with ASE calculators)
     "training",  # configs, trainer, pretraining
     "lammps",  # models inside LAMMPS over MPI ranks (halo exchange, fix external)
+    "ipi",  # an i-PI driver (path-integral MD)
     "cli",  # the command line
 )
 

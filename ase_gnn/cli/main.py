@@ -1,5 +1,5 @@
-"""Command line: ``ase-gnn generate | train | evaluate | md | lammps | demo | embed | cluster |
-anomaly | diagnose``.
+"""Command line: ``ase-gnn generate | train | evaluate | md | lammps | ipi | demo | embed |
+cluster | anomaly | diagnose``.
 Thin wrappers over the Python API."""
 
 from __future__ import annotations
@@ -136,6 +136,18 @@ def _lammps(args: argparse.Namespace) -> None:
         variables=args.var or (),
         log=args.log,
     )
+
+
+def _ipi(args: argparse.Namespace) -> None:
+    from ase_gnn.ipi import Driver, run_driver
+    from ase_gnn.models.io import load_model, resolve_device
+    from ase_gnn.training import read_structures
+
+    model = load_model(args.model, device=resolve_device(args.device), dtype=args.dtype)
+    atoms = read_structures(args.structure, index="0")[0]
+    driver = Driver(model, atoms.get_chemical_symbols(), pbc=bool(atoms.pbc.any()))
+    run_driver(driver, args.address, port=args.port, unix=args.unix)
+    print(f"evaluated {driver.structures} structures in {driver.calls} model calls")
 
 
 def _demo(args: argparse.Namespace) -> None:
@@ -390,6 +402,22 @@ def _lammps_parser(commands: Any) -> None:
     run.set_defaults(run=_lammps)
 
 
+def _ipi_parser(commands: Any) -> None:
+    """``ase-gnn ipi``."""
+    ipi = commands.add_parser("ipi", help="answer an i-PI server's force requests with a model")
+    ipi.add_argument("--model", required=True, help="model file (.safetensors)")
+    ipi.add_argument(
+        "--structure", required=True,
+        help="structure file with i-PI's atoms in its order (elements; periodic or not)",
+    )  # fmt: skip
+    ipi.add_argument("--address", default="localhost", help="host, or socket name with --unix")
+    ipi.add_argument("--port", type=int, default=31415)
+    ipi.add_argument("--unix", action="store_true", help="UNIX domain socket /tmp/ipi_<address>")
+    ipi.add_argument("--dtype", choices=["float32", "float64"], default=None)
+    ipi.add_argument("--device", default="cpu", help="torch device of the model, e.g. cuda:0")
+    ipi.set_defaults(run=_ipi)
+
+
 def _demo_parser(commands: Any) -> None:
     """``ase-gnn demo``."""
     demo = commands.add_parser("demo", help="generate, train, evaluate and run MD end to end")
@@ -468,6 +496,7 @@ def build_parser() -> argparse.ArgumentParser:
     _evaluate_parser(commands)
     _md_parser(commands)
     _lammps_parser(commands)
+    _ipi_parser(commands)
     _demo_parser(commands)
     _embed_parser(commands)
     _cluster_parser(commands)
