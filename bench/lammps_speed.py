@@ -143,7 +143,11 @@ def main() -> None:
                 one = _case("lammps", 1, path, size, args.steps)
                 two = _case("lammps", 2, path, size, args.steps)
                 rows.append((architecture, size, ase, one, two))
-                print(f"{architecture} {size}: 1 rank {_split(one)} | 2 ranks {_split(two)}")
+                print(
+                    f"{architecture} {size}: ASE {1e3 * ase['seconds_per_step']:.0f} ms/step; "
+                    f"LAMMPS 1 rank {_split(one)} | 2 ranks {_split(two)}",
+                    flush=True,
+                )
     print(
         f"\n{'model':8} {'atoms':>6} {'ASE':>8} {'LAMMPS 1':>9} {'LAMMPS 2':>9}"
         f"  (µs/atom/step)  {'LAMMPS 1 / ASE':>14} {'2 ranks speed-up':>16}"
@@ -159,7 +163,8 @@ def main() -> None:
 def _split(result: dict[str, float]) -> str:
     """Where a LAMMPS step's time goes, ms."""
     parts = [k for k in result if k != "seconds_per_step"]
-    return ", ".join(f"{k} {1e3 * result[k]:.0f}" for k in parts)
+    split = ", ".join(f"{k} {1e3 * result[k]:.0f}" for k in parts)
+    return f"{1e3 * result['seconds_per_step']:.0f} ms/step ({split})"
 
 
 if __name__ == "__main__":

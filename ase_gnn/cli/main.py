@@ -375,6 +375,12 @@ def _md_parser(commands: Any) -> None:
     md.set_defaults(run=_md)
 
 
+def _device_options(parser: argparse.ArgumentParser) -> None:
+    """``--dtype`` and ``--device`` of the model."""
+    parser.add_argument("--dtype", choices=["float32", "float64"], default=None)
+    parser.add_argument("--device", default="cpu", help="torch device of the model, e.g. cuda:0")
+
+
 def _lammps_parser(commands: Any) -> None:
     """``ase-gnn lammps``."""
     run = commands.add_parser(
@@ -397,8 +403,7 @@ def _lammps_parser(commands: Any) -> None:
         help="a LAMMPS index variable, as lmp -var NAME VALUE (repeatable)",
     )  # fmt: skip
     run.add_argument("--log", default="log.lammps", help="LAMMPS log file ('none' for none)")
-    run.add_argument("--dtype", choices=["float32", "float64"], default=None)
-    run.add_argument("--device", default="cpu", help="torch device of the model, e.g. cuda:0")
+    _device_options(run)
     run.set_defaults(run=_lammps)
 
 
@@ -413,8 +418,7 @@ def _ipi_parser(commands: Any) -> None:
     ipi.add_argument("--address", default="localhost", help="host, or socket name with --unix")
     ipi.add_argument("--port", type=int, default=31415)
     ipi.add_argument("--unix", action="store_true", help="UNIX domain socket /tmp/ipi_<address>")
-    ipi.add_argument("--dtype", choices=["float32", "float64"], default=None)
-    ipi.add_argument("--device", default="cpu", help="torch device of the model, e.g. cuda:0")
+    _device_options(ipi)
     ipi.set_defaults(run=_ipi)
 
 

@@ -11,12 +11,13 @@ The input script keeps LAMMPS's own terms; the model replaces the pair style::
     fix nve all nve
     run 1000
 
-and Python attaches the model before ``run``: ``attach(lmp, model, fix_id="gnn",
-types=["Cu"])``. Every step each rank evaluates the graph of its owned and ghost atoms with the
-per-layer feature exchange of :mod:`ase_gnn.lammps.halo`, returns the forces on its owned atoms
-(ghost contributions added at their owners), and sets its share of the energy, per-atom energies
-and the virial, which LAMMPS sums over ranks (``thermo pe``, ``press``, ``fix npt``, ``compute
-pe/atom`` all work).
+and the model is attached before ``run``: by ``ase-gnn lammps`` (:mod:`ase_gnn.lammps.script`)
+or from Python with ``attach(lmp, model, fix_id="gnn", types=["Cu"])``. Every step each rank
+evaluates the graph of its owned and ghost atoms with the per-layer feature exchange of
+:mod:`ase_gnn.lammps.halo`, returns the forces on its owned atoms (ghost contributions added at
+their owners) and their energies, and sets the total energy and virial, summed over ranks here
+because LAMMPS takes a fix's global values as totals (``thermo pe``, ``press``, ``fix npt`` and
+``compute pe/atom`` all work).
 """
 
 from __future__ import annotations
