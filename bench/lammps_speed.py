@@ -8,7 +8,8 @@ Usage::
 Every case runs in a fresh process (LAMMPS under ``mpiexec -np P``), one thread per process, on
 fcc Cu at 300 K with a 1 fs NVE step; models have the default sizes, a 5 Å cutoff and float32.
 ASE's time is the median of ``--steps`` VelocityVerlet steps after one warm-up step; LAMMPS's
-is the wall time of ``run STEPS`` after ``run 1``, which also re-neighbours as LAMMPS decides
+is the wall time of ``run STEPS pre no`` after ``run 1`` (``pre no``: no set-up force call, so
+STEPS model calls, as in ASE), which also re-neighbours as LAMMPS decides
 (skin 1 Å, ``pair_style zero 5.0``). The split of LAMMPS's time (rank 0's callback: finding ghost
 owners, building its graph, the model, the exchange with other ranks, the rest; and LAMMPS
 itself, the loop time minus the callback) is printed per case. The table prints ratios against
@@ -89,7 +90,7 @@ def _lammps(model_path: str, size: int, steps: int) -> dict[str, float] | None:
     fix.timings = dict.fromkeys(fix.timings, 0.0)
     comm.Barrier()
     start = time.perf_counter()
-    lmp.command(f"run {steps}")
+    lmp.command(f"run {steps} pre no post no")  # pre no: no set-up force call, `steps` calls
     seconds = time.perf_counter() - start
     lmp.close()
     if comm.Get_rank() != 0:

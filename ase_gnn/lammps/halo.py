@@ -239,7 +239,8 @@ def halo_graph(
     nodes = halo.node_rows
     if len(positions):
         center, row, _ = neighbor_pairs(positions, np.zeros((3, 3)), np.zeros(3, bool), cutoff)
-        keep = center < halo.num_owned
+        keep = np.flatnonzero(center < halo.num_owned)
+        keep = keep[np.argsort(center[keep], kind="stable")]  # by centre: local scatters
         center, row = center[keep], row[keep]
     else:
         center = row = np.zeros(0, np.int64)
