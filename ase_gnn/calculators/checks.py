@@ -46,6 +46,20 @@ def check_extensive(model: EnergyModel) -> None:
         )
 
 
+def coincident_edge(graph: AtomicGraph) -> tuple[int, float] | None:
+    """The first edge of ``graph`` shorter than :data:`MIN_DISTANCE`, and its length in Å.
+
+    Every cutoff is longer than :data:`MIN_DISTANCE`, so any two atoms at the same position
+    (periodic images included) are joined by an edge. None if there is no such edge.
+    """
+    with torch.no_grad():
+        lengths = edge_vectors(graph).norm(dim=1)  # [E], Å
+        close = torch.nonzero(lengths < MIN_DISTANCE).flatten()
+    if close.numel() == 0:
+        return None
+    return int(close[0]), float(lengths[close[0]])
+
+
 def check_distinct_positions(graph: AtomicGraph, atoms: Atoms, where: str = "") -> None:
     """Raise ``ValueError`` naming two atoms of ``graph`` that are at the same position.
 
@@ -67,12 +81,10 @@ def check_distinct_positions(graph: AtomicGraph, atoms: Atoms, where: str = "") 
     ValueError
         ``"atoms 3 and 7 are at the same position ..."`` for the first such pair.
     """
-    with torch.no_grad():
-        lengths = edge_vectors(graph).norm(dim=1)  # [E], Å
-        close = torch.nonzero(lengths < MIN_DISTANCE).flatten()
-    if close.numel() == 0:
+    found = coincident_edge(graph)
+    if found is None:
         return
-    edge = int(close[0])
+    edge, length = found
     center, neighbor = (int(k) for k in graph.edge_index[:, edge])
     # The graph's shift refers to wrapped positions; name the image as in atoms.positions.
     _, offsets = wrapped_positions(atoms)
@@ -84,7 +96,7 @@ def check_distinct_positions(graph: AtomicGraph, atoms: Atoms, where: str = "") 
     image = f" (periodic image shifted by {shift.tolist()} cells)" if shift.any() else ""
     raise ValueError(
         f"{where}atoms {i} and {j} are at the same position{image}, "
-        f"{float(lengths[edge]):.3g} Å apart: the model's energy is not defined there; "
+        f"{length:.3g} Å apart: the model's energy is not defined there; "
         "remove the duplicate atom"
     )
 

@@ -23,6 +23,7 @@ because LAMMPS takes a fix's global values as totals (``thermo pe``, ``press``, 
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -31,11 +32,10 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-import torch
 from ase.data import atomic_masses, atomic_numbers
 
-from ase_gnn.calculators.checks import MIN_DISTANCE
-from ase_gnn.graph.atomic_graph import AtomicGraph, edge_vectors
+from ase_gnn.calculators.checks import coincident_edge
+from ase_gnn.graph.atomic_graph import AtomicGraph
 from ase_gnn.lammps.halo import Halo, halo_graph, predict_split
 from ase_gnn.models.base import EnergyModel
 
@@ -179,11 +179,9 @@ class _Clock:
 
 def _check_distinct(graph: AtomicGraph, tags: np.ndarray) -> None:
     """Raise ``ValueError`` naming (by atom ID) two atoms at the same position."""
-    with torch.no_grad():
-        lengths = edge_vectors(graph).norm(dim=1)
-    close = torch.nonzero(lengths < MIN_DISTANCE).flatten()
-    if close.numel():
-        i, j = sorted(int(tags[graph.edge_index[k, close[0]]]) for k in (0, 1))
+    found = coincident_edge(graph)
+    if found is not None:
+        i, j = sorted(int(tags[graph.edge_index[k, found[0]]]) for k in (0, 1))
         raise ValueError(
             f"atoms with IDs {i} and {j} are at the same position: the model's energy is not "
             "defined there; remove the duplicate atom"
@@ -235,13 +233,13 @@ def communication_cutoff(lmp: Any, comm: Any | None = None) -> float:
     value, which it shares with all ranks.
     """
     root = comm is None or comm.Get_rank() == 0
-    folder = tempfile.mkdtemp(prefix="ase_gnn_lammps_") if root else None
+    folder = tempfile.mkdtemp(prefix="ase_gnn_lammps_") if root else ""
     if comm is not None:
         folder = comm.bcast(folder)
-    info = os.path.join(str(folder), "info.txt")
+    info = os.path.join(folder, "info.txt")
     cutoff = float("nan")
     try:
-        lmp.command(f"write_coeff {os.path.join(str(folder), 'coeff.txt')}")
+        lmp.command(f"write_coeff {os.path.join(folder, 'coeff.txt')}")
         lmp.command(f"info communication out overwrite {info}")
         if root:
             with open(info) as text:
@@ -251,9 +249,7 @@ def communication_cutoff(lmp: Any, comm: Any | None = None) -> float:
         if comm is not None:
             cutoff = comm.bcast(cutoff)
         if root:
-            for name in os.listdir(str(folder)):
-                os.remove(os.path.join(str(folder), name))
-            os.rmdir(str(folder))
+            shutil.rmtree(folder)
     return cutoff
 
 
