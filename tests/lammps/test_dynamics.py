@@ -16,7 +16,7 @@ from ase.build import bulk
 from ase.filters import FrechetCellFilter
 from ase.md.verlet import VelocityVerlet
 from ase.optimize import BFGS
-from conftest import thermo_tables
+from lammps_helpers import thermo_tables
 
 from ase_gnn import GNNCalculator, SchNet, save_model
 from ase_gnn.data.generate import generate_emt

@@ -8,12 +8,12 @@ numbers need the per-layer feature exchange between ranks.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from lammps_helpers import MPIEXEC
 
 from ase_gnn import save_model
 from ase_gnn.testing import tiny_model
@@ -29,7 +29,6 @@ except ImportError:  # the [lammps] extra; CI installs it through [dev]
 from ase_gnn.lammps import attach  # noqa: E402
 
 SCRIPT = Path(__file__).with_name("compare_with_ase.py")
-MPIEXEC = shutil.which("mpiexec", path=str(Path(sys.executable).parent)) or "mpiexec"
 
 
 @pytest.fixture(scope="module")
