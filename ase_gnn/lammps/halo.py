@@ -301,7 +301,7 @@ def predict_split(model: EnergyModel, graph: AtomicGraph, halo: Halo) -> SplitPr
     -------
     SplitPrediction
     """
-    with torch.enable_grad(), halo_exchange(halo):
+    with torch.enable_grad(), halo_exchange(halo, slice(halo.num_owned, halo.num_nodes)):
         positions = graph.positions.detach().requires_grad_(True)
         # a homogeneous strain of nodes and shifts (the cell): dE/dstrain = -virial
         strain = torch.zeros(3, 3, dtype=positions.dtype, device=positions.device)

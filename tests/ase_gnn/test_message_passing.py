@@ -10,7 +10,7 @@ import torch
 from ase.build import bulk
 
 from ase_gnn import graph_from_atoms, predict
-from ase_gnn.models.nn.message_passing import MessagePassing
+from ase_gnn.models.nn.message_passing import MessagePassing, halo_exchange
 from ase_gnn.testing import tiny_model
 
 
@@ -99,3 +99,34 @@ def test_gather_chunks_passes_gradcheck():
     assert torch.autograd.gradcheck(gather, (x,))
     assert torch.autograd.gradgradcheck(gather, (x,))
     torch.testing.assert_close(torch.cat(gather(x)), x[index])
+
+
+def test_under_a_halo_exchange_layers_skip_the_ghost_rows(architecture):
+    # ghost rows are overwritten by the next exchange: computing their update is wasted work
+    atoms = bulk("Cu", cubic=True).repeat((2, 1, 1))
+    graph = graph_from_atoms(atoms, cutoff=4.0, dtype=torch.float64)
+    model = tiny_model(architecture, ["Cu"]).double()
+    layers = [m for m in model.modules() if isinstance(m, MessagePassing)]
+    seen: list[tuple[int, int]] = []
+    for layer in layers:
+        update = layer.update
+
+        def spy(h, aggregated, update=update):
+            out = update(h, aggregated)
+            seen.append((h.shape[0], out.shape[0]))
+            return out
+
+        layer.update = spy
+    exchanged = []
+
+    def exchange(h):
+        exchanged.append(h.shape[0])
+        return h
+
+    ghosts = slice(3, 6)
+    with halo_exchange(exchange, ghosts):
+        features = model.features(graph, model.species_index(graph.species))
+    assert len(exchanged) == len(layers) and len(seen) == len(layers)
+    assert all(rows == graph.num_atoms - 3 for rows, _ in seen)
+    assert features.shape[0] == graph.num_atoms
+    assert torch.all(features[ghosts] == 0) and torch.any(features[: ghosts.start] != 0)

@@ -45,28 +45,35 @@ from torch import Tensor, nn
 Aggregation = Literal["sum", "mean", "max"]
 AGGREGATIONS: tuple[str, ...] = ("sum", "mean", "max")
 
-#: Feature exchange every layer applies to its input (see :func:`halo_exchange`).
-_HALO: ContextVar[Callable[[Tensor], Tensor] | None] = ContextVar("halo", default=None)
+#: Feature exchange every layer applies to its input, and the ghost rows it fills (see
+#: :func:`halo_exchange`).
+_HALO: ContextVar[tuple[Callable[[Tensor], Tensor], slice] | None] = ContextVar(
+    "halo", default=None
+)
 
 
 @contextmanager
-def halo_exchange(exchange: Callable[[Tensor], Tensor]) -> Iterator[None]:
+def halo_exchange(exchange: Callable[[Tensor], Tensor], ghosts: slice) -> Iterator[None]:
     """Within the block, every :class:`MessagePassing` layer first passes its input through
-    ``exchange``.
+    ``exchange``, and updates only the rows outside ``ghosts``.
 
     This is how a graph split over MPI ranks stays exact with a ghost shell of one cutoff: the
-    last rows of such a graph are ghost copies of atoms that another rank (or this one, as a
-    periodic image) owns, and ``exchange`` ``[N, ...] → [N, ...]`` overwrites them with their
-    owners' current features, differentiably (its backward pass sends the ghosts' gradients
-    back to the owners). Every architecture built on :class:`MessagePassing` honours it, so an
-    L-layer model sees the exact L-cutoff neighbourhood. See :mod:`ase_gnn.lammps.halo`.
+    rows ``ghosts`` of such a graph are copies of atoms that another rank owns, and
+    ``exchange`` ``[N, ...] → [N, ...]`` overwrites them with their owners' current features,
+    differentiably (its backward pass sends the ghosts' gradients back to the owners). Every
+    architecture built on :class:`MessagePassing` honours it, so an L-layer model sees the
+    exact L-cutoff neighbourhood. A ghost's own update would be overwritten by the next
+    exchange (and its incoming edges are on its owner's rank), so layers skip it: their
+    output is 0 in the ghost rows. See :mod:`ase_gnn.lammps.halo`.
 
     Parameters
     ----------
     exchange
-        Maps node features ``[N, ...]`` to the same shape with ghost rows replaced.
+        Maps node features ``[N, ...]`` to the same shape with the ghost rows replaced.
+    ghosts
+        The rows (a contiguous range) that ``exchange`` fills.
     """
-    token = _HALO.set(exchange)
+    token = _HALO.set((exchange, ghosts))
     try:
         yield
     finally:
@@ -219,8 +226,10 @@ class MessagePassing(nn.Module):
         Tensor
             ``[N, F]`` updated node features.
         """
-        exchange = _HALO.get()
-        if exchange is not None:
+        halo = _HALO.get()
+        ghosts = None
+        if halo is not None:
+            exchange, ghosts = halo
             h = exchange(h)
         center = edge_index[0]
         x = self.transform(h)
@@ -244,11 +253,24 @@ class MessagePassing(nn.Module):
                 edge_features = self.edge_transform(edge_features)
             messages = self._weighted_messages(x, edge_index, edge_features, edge_weights)
             aggregated = aggregate(messages, center, edge_weights, h.shape[0], self.aggregation)
+        else:
+            aggregated = self._chunked_sum(
+                x, edge_index, edge_features, edge_weights, transform_edges
+            )
+            if self.aggregation == "mean":
+                aggregated = _weighted_mean(aggregated, center, edge_weights)
+        return self._update_except(h, aggregated, ghosts)
+
+    def _update_except(self, h: Tensor, aggregated: Tensor, ghosts: slice | None) -> Tensor:
+        """:meth:`update` of every row but ``ghosts``, whose output rows are 0."""
+        start, stop, _ = ghosts.indices(h.shape[0]) if ghosts is not None else (0, 0, 1)
+        if start >= stop:
             return self.update(h, aggregated)
-        total = self._chunked_sum(x, edge_index, edge_features, edge_weights, transform_edges)
-        if self.aggregation == "mean":
-            total = _weighted_mean(total, center, edge_weights)
-        return self.update(h, total)
+        kept = self.update(
+            torch.cat([h[:start], h[stop:]]), torch.cat([aggregated[:start], aggregated[stop:]])
+        )
+        zeros = kept.new_zeros((stop - start, *kept.shape[1:]))
+        return torch.cat([kept[:start], zeros, kept[start:]])
 
     def _chunked_sum(
         self,
