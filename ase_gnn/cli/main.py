@@ -30,6 +30,10 @@ def _generate(args: argparse.Namespace) -> None:
         data = generate_xtb(
             args.molecule, args.structures, seed=args.seed, temperature_K=args.temperature
         )
+    elif args.kind == "sw":
+        from ase_gnn.data.silicon import generate_sw
+
+        data = generate_sw(args.structures, seed=args.seed, clusters=not args.no_clusters)
     elif args.kind == "lj":
         data = generate.generate_lennard_jones(args.structures, seed=args.seed)
     else:
@@ -299,8 +303,12 @@ def _generate_parser(commands: Any) -> None:
     gen = commands.add_parser("generate", help="generate labelled data with an ASE calculator")
     gen.add_argument(
         "kind",
-        choices=["emt", "lj", "morse", "xtb"],
-        help="xtb: GFN2-xTB MD of a molecule (needs tblite; set OMP_NUM_THREADS=1)",
+        choices=["emt", "lj", "morse", "sw", "xtb"],
+        help="sw: Stillinger-Weber silicon (needs matscipy); xtb: GFN2-xTB MD of a molecule "
+        "(needs tblite; set OMP_NUM_THREADS=1)",
+    )
+    gen.add_argument(
+        "--no-clusters", action="store_true", help="sw: no isolated dimers, trimers, clusters"
     )
     gen.add_argument("--molecule", default="CH3CH2OH", help="G2 molecule name for xtb")
     gen.add_argument(

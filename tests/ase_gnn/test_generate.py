@@ -27,6 +27,7 @@ from ase_gnn.data.generate import (
     read_dataset,
     write_dataset,
 )
+from ase_gnn.data.silicon import SW_CONFIG_TYPES, generate_sw, stillinger_weber
 
 # Calculators with the generators' default parameters, for recomputing labels.
 REFERENCE_CALCULATORS: dict[str, Callable[[], Calculator]] = {
@@ -36,6 +37,7 @@ REFERENCE_CALCULATORS: dict[str, Callable[[], Calculator]] = {
     "morse": lambda: MorsePotential(
         epsilon=0.3429, r0=2.866, rho0=1.3588 * 2.866, rcut1=4.0 / 2.866, rcut2=5.0 / 2.866
     ),
+    "sw": stillinger_weber,
 }
 GENERATORS: dict[str, Callable[..., list[Atoms]]] = {
     "emt": lambda num_structures, seed: generate_emt("Cu", num_structures, seed, progress=False),
@@ -46,6 +48,7 @@ GENERATORS: dict[str, Callable[..., list[Atoms]]] = {
         num_structures, seed, progress=False
     ),
     "morse": lambda num_structures, seed: generate_morse(num_structures, seed, progress=False),
+    "sw": lambda num_structures, seed: generate_sw(num_structures, seed, progress=False),
 }
 #: Smallest interatomic distance each data set must respect, in Å (the documented defaults).
 MIN_DISTANCES = {
@@ -53,7 +56,10 @@ MIN_DISTANCES = {
     "emt_alloy": 1.8,
     "lennard_jones": 0.75 * 2 ** (1 / 6) * 3.4,
     "morse": 0.7 * 2.866,
+    "sw": 1.95,
 }
+#: Most atoms per structure (Stillinger-Weber's MD, vacancy and liquid cells have 63-64).
+MAX_ATOMS = {"sw": 64}
 
 
 @pytest.fixture(scope="module", params=sorted(GENERATORS))
@@ -130,7 +136,7 @@ def test_stress_stored_exactly_where_cell_is_3d_and_periodic(
     _, structures = dataset
     for atoms in structures:
         assert _has_stress(atoms) == (atoms.cell.rank == 3 and bool(atoms.pbc.any()))
-        if atoms.info["config_type"] in ("bulk", "strained", "md", "vacancy", "random"):
+        if atoms.info["config_type"] in ("bulk", "strained", "md", "vacancy", "random", "liquid"):
             assert atoms.pbc.all()
         elif atoms.info["config_type"] == "surface":
             assert atoms.pbc.tolist() == [True, True, False] and _has_stress(atoms)
@@ -140,14 +146,18 @@ def test_stress_stored_exactly_where_cell_is_3d_and_periodic(
 
 def test_every_config_type_present_and_count_exact(dataset: tuple[str, list[Atoms]]) -> None:
     name, structures = dataset
-    expected = EMT_CONFIG_TYPES if name.startswith("emt") else PAIR_CONFIG_TYPES
+    expected = PAIR_CONFIG_TYPES
+    if name.startswith("emt"):
+        expected = EMT_CONFIG_TYPES
+    elif name == "sw":
+        expected = SW_CONFIG_TYPES
     assert len(structures) == 20
     assert {atoms.info["config_type"] for atoms in structures} == set(expected)
 
 
 def test_structures_are_small_and_atoms_not_too_close(dataset: tuple[str, list[Atoms]]) -> None:
     name, structures = dataset
-    assert max(len(atoms) for atoms in structures) <= 40
+    assert max(len(atoms) for atoms in structures) <= MAX_ATOMS.get(name, 40)
     assert min(_min_distance(atoms) for atoms in structures) >= MIN_DISTANCES[name]
 
 
@@ -224,3 +234,9 @@ def test_progress_false_prints_nothing(capsys: pytest.CaptureFixture[str]) -> No
     generate_lennard_jones(3, progress=False)
     captured = capsys.readouterr()
     assert captured.out == "" and captured.err == ""
+
+
+def test_stillinger_weber_without_clusters_has_only_condensed_phases() -> None:
+    structures = generate_sw(12, seed=1, clusters=False, progress=False)
+    assert len(structures) == 12
+    assert {atoms.info["config_type"] for atoms in structures} == set(SW_CONFIG_TYPES) - {"cluster"}

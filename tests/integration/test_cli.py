@@ -197,3 +197,17 @@ def test_train_committee_writes_members_for_the_committee_calculator(tmp_path: P
     atoms = bulk("Cu", cubic=True)
     atoms.calc = CommitteeCalculator(files)
     assert atoms.calc.get_property("energy_std", atoms) > 0
+
+
+def test_generate_sw_writes_stillinger_weber_silicon(tmp_path: Path) -> None:
+    from ase.io import read
+
+    out = tmp_path / "si.extxyz"
+    assert main(["generate", "sw", "--structures", "7", "--out", str(out)]) == 0
+    frames = read(out, index=":")
+    assert len(frames) == 7 and {str(a.symbols.formula).rstrip("0123456789") for a in frames} == {
+        "Si"
+    }
+    assert "cluster" in {a.info["config_type"] for a in frames}
+    assert main(["generate", "sw", "--structures", "6", "--no-clusters", "--out", str(out)]) == 0
+    assert "cluster" not in {a.info["config_type"] for a in read(out, index=":")}
