@@ -9,6 +9,8 @@ Public API::
     Target, Energy, EnergyPerAtom, LocalEnergy,
     ForceComponent, StressComponent, HeadOutput what is explained (explain.targets)
     METHODS                                     the methods and their defaults (explain.methods)
+    many_body, ManyBody, plot_profiles          the many-body expansion E = ΣΔ1 + ΣΔ2 + ΣΔ3 + R
+                                                (explain.many_body)
 
 Example::
 
@@ -19,6 +21,7 @@ Example::
 """
 
 from explain.explainer import Explainer
+from explain.many_body import ManyBody, many_body, plot_profiles
 from explain.methods import METHODS
 from explain.result import Attribution
 from explain.targets import (
@@ -40,6 +43,9 @@ __all__ = [
     "ForceComponent",
     "HeadOutput",
     "LocalEnergy",
+    "ManyBody",
     "StressComponent",
     "Target",
+    "many_body",
+    "plot_profiles",
 ]
