@@ -154,8 +154,8 @@ def _strained(rng: np.random.Generator, index: int) -> Atoms:
 
 
 def _vacancy(rng: np.random.Generator, index: int) -> Atoms:
-    """64-atom diamond cell less one atom, rattled 0.05 Å."""
-    atoms = _diamond(rng, (2, 2, 2))
+    """32-atom diamond cell less one atom, rattled 0.05 Å."""
+    atoms = _diamond(rng, (2, 2, 1))
     del atoms[int(rng.integers(len(atoms)))]
     _structures.rattle(atoms, rng, 0.05)
     return atoms
@@ -190,14 +190,14 @@ def _cluster(rng: np.random.Generator, index: int) -> Atoms:
 
 
 def _md_start(rng: np.random.Generator) -> Atoms:
-    """64-atom diamond cell, lattice constant ±1 %, rattled 0.03 Å."""
-    atoms = _diamond(rng, (2, 2, 2), rng.uniform(0.99, 1.01))
+    """32-atom diamond cell, lattice constant ±1 %, rattled 0.03 Å."""
+    atoms = _diamond(rng, (2, 2, 1), rng.uniform(0.99, 1.01))
     _structures.rattle(atoms, rng, 0.03)
     return atoms
 
 
 def _liquid_start(rng: np.random.Generator) -> Atoms:
-    """64 atoms placed at random in a periodic cube at liquid silicon's density (2.57 g/cm³)."""
-    box = (64 / 0.0551) ** (1 / 3)
-    positions = _structures.random_positions(rng, 64, 2.2, box_length=box)
-    return Atoms("Si64", positions=positions, cell=np.eye(3) * box, pbc=True)
+    """32 atoms placed at random in a periodic cube at liquid silicon's density (2.57 g/cm³)."""
+    box = (32 / 0.0551) ** (1 / 3)
+    positions = _structures.random_positions(rng, 32, 2.2, box_length=box)
+    return Atoms("Si32", positions=positions, cell=np.eye(3) * box, pbc=True)

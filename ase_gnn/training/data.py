@@ -369,7 +369,8 @@ def fit_atomic_energies(
 
 
 def isolated_atom_energies(species: Sequence[int], calculator: str) -> list[float]:
-    """Energy of an isolated atom of every species with ``emt``, ``lj`` or ``morse`` (ASE).
+    """Energy of an isolated atom of every species with ``emt``, ``lj``, ``morse`` (ASE) or
+    ``sw`` (Stillinger-Weber silicon, :func:`ase_gnn.data.silicon.stillinger_weber`).
 
     Returns
     -------
@@ -380,7 +381,9 @@ def isolated_atom_energies(species: Sequence[int], calculator: str) -> list[floa
     from ase.calculators.lj import LennardJones
     from ase.calculators.morse import MorsePotential
 
-    factories = {"emt": EMT, "lj": LennardJones, "morse": MorsePotential}
+    from ase_gnn.data.silicon import stillinger_weber
+
+    factories = {"emt": EMT, "lj": LennardJones, "morse": MorsePotential, "sw": stillinger_weber}
     if calculator not in factories:
         raise ValueError(
             f"unknown calculator {calculator!r} for isolated-atom energies; "
@@ -389,6 +392,7 @@ def isolated_atom_energies(species: Sequence[int], calculator: str) -> list[floa
     energies = []
     for z in species:
         atom = Atoms(numbers=[z], positions=[[0.0, 0.0, 0.0]])
+        atom.center(vacuum=5.0)  # a box for calculators that need one (matscipy)
         atom.calc = factories[calculator]()
         energies.append(float(atom.get_potential_energy()))
     return energies

@@ -58,8 +58,6 @@ MIN_DISTANCES = {
     "morse": 0.7 * 2.866,
     "sw": 1.95,
 }
-#: Most atoms per structure (Stillinger-Weber's MD, vacancy and liquid cells have 63-64).
-MAX_ATOMS = {"sw": 64}
 
 
 @pytest.fixture(scope="module", params=sorted(GENERATORS))
@@ -157,7 +155,7 @@ def test_every_config_type_present_and_count_exact(dataset: tuple[str, list[Atom
 
 def test_structures_are_small_and_atoms_not_too_close(dataset: tuple[str, list[Atoms]]) -> None:
     name, structures = dataset
-    assert max(len(atoms) for atoms in structures) <= MAX_ATOMS.get(name, 40)
+    assert max(len(atoms) for atoms in structures) <= 40
     assert min(_min_distance(atoms) for atoms in structures) >= MIN_DISTANCES[name]
 
 

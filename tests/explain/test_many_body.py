@@ -15,10 +15,12 @@ from ase.build import bulk
 from ase.calculators.emt import EMT
 from ase.calculators.lj import LennardJones
 
-from ase_gnn import GNNCalculator
-from ase_gnn.data.silicon import SW_CUTOFF, stillinger_weber
+from ase_gnn import GNNCalculator, SchNet
+from ase_gnn.data.silicon import SW_CUTOFF, generate_sw, stillinger_weber
 from ase_gnn.testing import tiny_model
+from ase_gnn.training import prepare_model, train_model
 from explain import many_body, plot_profiles
+from explain.groundtruth import correlation
 
 
 def _energy(calc, atoms, indices, shifts=None):
@@ -201,3 +203,23 @@ def test_stillinger_weber_is_exactly_its_two_and_three_body_terms():
     expected = [_sw_triplet_terms(result, t) for t in range(len(result.triplet_energy))]
     np.testing.assert_allclose(result.triplet_energy, expected, atol=1e-9)
     assert result.profile()["remainder"] == pytest.approx(0.0, abs=1e-9)
+
+
+@pytest.mark.slow
+def test_a_model_trained_on_stillinger_weber_learns_its_pair_and_triplet_terms():
+    # with isolated clusters in its data, the model sees its low-order terms directly
+    data = generate_sw(80, seed=0, progress=False)
+    model = SchNet(["Si"], cutoff=4.0, hidden_channels=32, num_interactions=2, num_radial=8)
+    prepare_model(model, data[:72], "isolated:sw")
+    train_model(model, data[:72], data[72:], epochs=30, batch_size=8,
+                fit_reference_energies=False, progress=False)  # fmt: skip
+    atoms = bulk("Si", "diamond", a=5.431 * 0.97, cubic=True) * (2, 1, 1)
+    atoms.rattle(0.15, seed=5)
+    reference = many_body(stillinger_weber(), atoms, cutoff=4.0)
+    learned = many_body(model, atoms)
+    assert np.array_equal(learned.triplet_index, reference.triplet_index)  # the same clusters
+    pairs = correlation(learned.pair_energy, reference.pair_energy)
+    triplets = correlation(learned.triplet_energy, reference.triplet_energy)
+    print(f"SchNet on SW: pairs {pairs}, triplets {triplets}, profile {learned.profile()}")
+    assert pairs["pearson"] > 0.8 and pairs["spearman"] > 0.8, pairs
+    assert triplets["pearson"] > 0.3 and triplets["spearman"] > 0.3, triplets
