@@ -6,7 +6,7 @@ Usage::
     python bench/many_body_sw.py --models SchNet --epochs 20 --out many_body_sw.png
 
 Data: ``generate_sw`` (200 structures, with and without its isolated dimers, trimers and
-clusters), a seeded 90/10 split. Each model (4 Å cutoff, 2 interactions, E0 = SW's isolated
+clusters), a 180/20 split. Each model (4 Å cutoff, 2 interaction layers, E0 = SW's isolated
 atom, 0 eV) is trained for ``--epochs`` on energies and forces. Then, on a compressed and
 rattled 16-atom diamond cell and a 32-atom liquid snapshot, the order-3 many-body expansion of
 the model is compared with Stillinger–Weber's own (whose Δ2 is φ2, Δ3 the three-body term and
@@ -39,7 +39,7 @@ ANGLES = np.arange(40.0, 181.0, 20.0)
 
 def _model(name: str, species: str, cutoff: float):  # noqa: ANN202  (an EnergyModel)
     sizes = {"SchNet": {"hidden_channels": 32, "num_interactions": 2, "num_radial": 8},
-             "NequIP": {"num_interactions": 2}}  # fmt: skip
+             "NequIP": {"num_layers": 2, "num_features": 16, "avg_num_neighbors": 6.0}}  # fmt: skip
     return ARCHITECTURES[name](species=[species], cutoff=cutoff, **sizes[name])
 
 

@@ -203,6 +203,10 @@ class Explainer:
                 forward, inputs, baseline, self.internal_batch_size, feature_mask, self.options
             )
             scores, delta = spec.run(call)
+        interaction = None
+        if spec.interactions:  # Γ [K, K]; the scores are its row sums
+            interaction = scores.detach().cpu().double().numpy()
+            scores = scores.sum(dim=1)[None]
         values = scores.detach()[0].cpu().double().numpy()
         if feature_mask is not None:
             values = values / 2  # Captum gives each member the whole bond's score
@@ -231,6 +235,7 @@ class Explainer:
             baseline_value=baseline_value,
             completeness_gap=gap,
             convergence_delta=delta,
+            interaction=interaction,
         )
 
 

@@ -50,6 +50,7 @@ from ase.calculators.calculator import BaseCalculator
 from tqdm.auto import tqdm
 
 from ase_gnn import AtomicGraph, EnergyModel, graph_from_atoms, load_model, wrapped_positions
+from explain.result import Attribution, bond_ids
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -301,6 +302,81 @@ def plot_profiles(
     return ax
 
 
+def triplet_interactions(attribution: Attribution, expansion: ManyBody) -> np.ndarray:
+    """Edge-pair interactions (``integrated_hessians``) summed onto the triplets of an expansion.
+
+    Bonds (i, j) and (i, k) that share atom i form the triplet {i, j, k}; their interaction is
+    Σ Γ over both directed edges of each bond, in both orders (Γ summed over all pairs of
+    inputs is f(x) − f(x'), so every unordered pair of distinct bonds counts once). A chain
+    triplet has one such pair of bonds, a triangle three. A gate acts on a bond and all its
+    periodic images at once, so in a small cell one pair of bonds can form several triplets
+    (an atom with two images of another as neighbours): their interaction is then shared
+    equally among them, and triplets whose two legs are images of one bond get none (the
+    interaction of a bond with itself is not separable from its own score).
+
+    Parameters
+    ----------
+    attribution
+        Edge-level ``integrated_hessians`` attribution of the energy (eV) of a structure.
+    expansion
+        :func:`many_body` of the same structure (a cutoff up to the model's).
+
+    Returns
+    -------
+    ndarray
+        ``[T]`` interaction of every triplet of ``expansion``, eV; comparable with its Δ3.
+
+    Raises
+    ------
+    ValueError
+        Without edge interactions, or for a different structure.
+    """
+    if attribution.interaction is None or attribution.level != "edge":
+        raise ValueError(
+            "triplet interactions need an edge-level attribution with interactions "
+            "(method='integrated_hessians', level='edge')"
+        )
+    if len(attribution.atoms) != len(expansion.atoms) or not np.allclose(
+        attribution.atoms.positions, expansion.atoms.positions
+    ):
+        raise ValueError("the attribution and the expansion are of different structures")
+    index, shift = attribution.edge_index, np.rint(attribution.edge_shift).astype(np.int64)
+    bond = bond_ids(index, shift)
+    membership = np.zeros((len(bond), int(bond.max(initial=-1)) + 1))
+    membership[np.arange(len(bond)), bond] = 1.0
+    pair_bonds = membership.T @ attribution.interaction @ membership
+    pair_bonds = pair_bonds + pair_bonds.T  # [P, P]: each unordered pair of bonds
+    edges = np.column_stack([index.T, shift])
+    edges = edges[np.argsort(edges[:, 0], kind="stable")]
+    order = np.argsort(index[0], kind="stable")
+    paths = _paths(edges, len(attribution.atoms))
+    if paths is None:
+        return np.zeros(len(expansion.triplet_energy))
+    members, (a, b) = paths
+    first, second = bond[order][a], bond[order][b]
+    keep = first != second
+    keys = _canonical(members[keep])
+    low, high = np.minimum(first, second)[keep], np.maximum(first, second)[keep]
+    combos = np.unique(np.column_stack([keys, low, high]), axis=0)  # each (triplet, bond pair)
+    _, per_pair, clusters = np.unique(combos[:, -2:], axis=0, return_inverse=True,
+                                      return_counts=True)  # fmt: skip
+    share = pair_bonds[combos[:, -2], combos[:, -1]] / clusters[per_pair.reshape(-1)]
+    wanted = _canonical(_triplet_members(expansion))
+    table, inverse = np.unique(np.concatenate([wanted, combos[:, :3]]), axis=0,
+                               return_inverse=True)  # fmt: skip
+    inverse = inverse.reshape(-1)
+    out = np.zeros(len(table))
+    np.add.at(out, inverse[len(wanted) :], share)
+    return out[inverse[: len(wanted)]]
+
+
+def _triplet_members(expansion: ManyBody) -> np.ndarray:
+    """``[T, 3, 4]`` (atom, shift) of the triplets of an expansion, the centre at shift 0."""
+    count = len(expansion.triplet_index)
+    shifts = np.concatenate([np.zeros((count, 1, 3), int), expansion.triplet_shift], axis=1)
+    return np.concatenate([expansion.triplet_index[..., None], shifts], axis=2)
+
+
 def many_body(
     potential: EnergyModel | BaseCalculator | str | Path,
     atoms: Atoms,
@@ -535,19 +611,10 @@ def _triplets(
     energies: ClusterEnergies,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
     """Index, shifts, distances, angle and Δ3 of every connected triplet (None if none)."""
-    centre = edges[:, 0]
-    starts = np.searchsorted(centre, np.arange(len(one_body)))
-    degree = np.bincount(centre, minlength=len(one_body))
-    legs = []  # pairs of edges leaving the same centre
-    for d in np.unique(degree[degree >= 2]):
-        first, second = np.triu_indices(d, 1)
-        base = starts[degree == d][:, None]
-        legs.append(np.stack([(base + first).ravel(), (base + second).ravel()], axis=1))
-    if not legs:
+    paths = _paths(edges, len(one_body))
+    if paths is None:
         return None
-    a, b = np.concatenate(legs).T
-    origin = np.column_stack([centre[a], np.zeros((len(a), 3), int)])
-    members = np.stack([origin, edges[a, 1:], edges[b, 1:]], axis=1)
+    members, _ = paths
     _, first = np.unique(_canonical(members), axis=0, return_index=True)
     members = members[np.sort(first)]
     members = _centre_first(members, _member_positions(members, positions, cell), cutoff)
@@ -571,6 +638,24 @@ def _triplets(
     angle = np.degrees(np.arccos(np.clip(cosine, -1.0, 1.0)))
     shifts = members[:, 1:, 1:] - members[:, :1, 1:]
     return atoms_of, shifts, distance, angle, energy
+
+
+def _paths(edges: np.ndarray, num_atoms: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """Every pair of edges leaving the same atom: members ``[M, 3, 4]`` (centre, j, k) and the
+    ``[2, M]`` edge indices (rows of ``edges`` ``[E, 5]``, sorted by centre); None if none."""
+    centre = edges[:, 0]
+    starts = np.searchsorted(centre, np.arange(num_atoms))
+    degree = np.bincount(centre, minlength=num_atoms)
+    legs = []
+    for d in np.unique(degree[degree >= 2]):
+        first, second = np.triu_indices(d, 1)
+        base = starts[degree == d][:, None]
+        legs.append(np.stack([(base + first).ravel(), (base + second).ravel()]))
+    if not legs:
+        return None
+    a, b = np.concatenate(legs, axis=1)
+    origin = np.column_stack([centre[a], np.zeros((len(a), 3), int)])
+    return np.stack([origin, edges[a, 1:], edges[b, 1:]], axis=1), np.stack([a, b])
 
 
 def _centre_first(members: np.ndarray, where: np.ndarray, cutoff: float) -> np.ndarray:

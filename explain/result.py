@@ -48,6 +48,9 @@ class Attribution:
         (Integrated Gradients, Shapley values), NaN where undefined (masks, position level).
     convergence_delta
         Captum's estimate of the integration error (Integrated Gradients), else None.
+    interaction
+        ``[K, K]`` pairwise interactions of the inputs (edges or atoms), symmetric, rows summing
+        to the scores (``integrated_hessians`` only, else None); see :meth:`triplets`.
     """
 
     atoms: Atoms
@@ -64,6 +67,7 @@ class Attribution:
     baseline_value: float
     completeness_gap: float
     convergence_delta: float | None = None
+    interaction: np.ndarray | None = None
 
     @property
     def scores(self) -> np.ndarray:
