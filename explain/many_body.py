@@ -227,6 +227,13 @@ class ManyBody:
                    fmt=["%d"] * 9 + ["%.10g"] * 5)  # fmt: skip
         return paths
 
+    def plot3d(self, values: np.ndarray | None = None, top: int = 8,
+               path: str | Path | None = None) -> Figure:  # fmt: skip
+        """The strongest triplets in 3-D; see :func:`explain.visualize.plot_triplets`."""
+        from explain.visualize import plot_triplets
+
+        return plot_triplets(self, values, top, path)
+
     def plot(self, path: str | Path | None = None, title: str | None = None) -> Figure:
         """The body-order profile, Δ2 against distance and Δ3 against angle, side by side.
 
@@ -241,10 +248,11 @@ class ManyBody:
         -------
         matplotlib.figure.Figure
         """
-        import matplotlib.pyplot as plt
+        from matplotlib.figure import Figure
 
         panels = 1 + (self.order >= 2) + (self.order >= 3)
-        figure, axes = plt.subplots(1, panels, figsize=(4.2 * panels, 3.6), squeeze=False)
+        figure = Figure(figsize=(4.2 * panels, 3.6), layout="constrained")
+        axes = figure.subplots(1, panels, squeeze=False)
         plot_profiles([self], [title or "energy"], ax=axes[0, 0])
         if self.order >= 2:
             ax = axes[0, 1]
@@ -259,7 +267,6 @@ class ManyBody:
             ax.set(xlabel="angle at the centre (°)", ylabel="Δ3 (eV)", title="triplets")
         if title:
             figure.suptitle(title)
-        figure.tight_layout()
         if path is not None:
             figure.savefig(path, dpi=120)
         return figure
@@ -285,10 +292,10 @@ def plot_profiles(
     -------
     matplotlib.axes.Axes
     """
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     if ax is None:
-        _, ax = plt.subplots(figsize=(4.5, 3.6))
+        ax = Figure(figsize=(4.5, 3.6), layout="constrained").add_subplot()
     names = ["2-body", "3-body", "remainder"]
     width = 0.8 / max(1, len(results))
     for number, (result, label) in enumerate(zip(results, labels)):

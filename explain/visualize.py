@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from matplotlib.colors import Normalize
     from matplotlib.figure import Figure
 
+    from explain.many_body import ManyBody
     from explain.metrics import Curves
     from explain.result import Attribution
 
@@ -266,4 +267,71 @@ def plot_timeseries(
         title=f"{attributions[0].method}: largest contributions",
     )
     ax.legend(fontsize=8)
+    return _finish(figure, path)
+
+
+def plot_triplets(
+    expansion: ManyBody,
+    values: np.ndarray | None = None,
+    top: int = 8,
+    path: Path = None,
+    ax: Axes | None = None,
+    cmap: str = "coolwarm",
+    label: str = "Δ3 (eV)",
+) -> Figure:
+    """3-D view of a structure with its strongest triplets: both legs and a wedge at the centre.
+
+    Parameters
+    ----------
+    expansion
+        A :func:`~explain.many_body.many_body` result of order 3 (its atoms and triplets).
+    values
+        ``[T]`` a score per triplet (e.g. :func:`~explain.many_body.triplet_interactions`);
+        default its Δ3.
+    top
+        How many triplets to draw, by largest |value|.
+    path, ax, cmap
+        As for :func:`plot_structure`.
+    label
+        Colour bar label.
+    """
+    from mpl_toolkits.mplot3d.art3d import Poly3DCollection
+
+    figure, ax = _figure(ax, "3d")
+    atoms = expansion.atoms
+    values = expansion.triplet_energy if values is None else np.asarray(values, float)
+    if len(values) != len(expansion.triplet_energy):
+        raise ValueError(f"{len(values)} values for {len(expansion.triplet_energy)} triplets")
+    chosen = np.argsort(-np.abs(values), kind="stable")[:top]
+    norm = _norm(values[chosen])
+    colours = _mappable(norm, cmap).to_rgba(values[chosen])
+    cell = atoms.cell.array
+    for t, colour in zip(chosen, colours):
+        i, j, k = expansion.triplet_index[t]
+        centre = atoms.positions[i]
+        ends = atoms.positions[[j, k]] + expansion.triplet_shift[t] @ cell
+        for end in ends:
+            ax.plot(*np.stack([centre, end]).T, color=colour, lw=2.0)
+        u, v = ends[0] - centre, ends[1] - centre
+        radius = 0.35 * min(np.linalg.norm(u), np.linalg.norm(v))
+        u = u / np.linalg.norm(u)
+        w = v - (v @ u) * u
+        w = w / np.linalg.norm(w) if np.linalg.norm(w) > 1e-12 else np.cross(u, [0, 0, 1.0])
+        angle = np.radians(expansion.triplet_angle[t])
+        arc = [centre + radius * (np.cos(a) * u + np.sin(a) * w)
+               for a in np.linspace(0, angle, 16)]  # fmt: skip
+        wedge = Poly3DCollection([[centre, *arc]], alpha=0.6)
+        wedge.set_facecolor(colour)
+        ax.add_collection3d(wedge)  # type: ignore[attr-defined]  # Axes3D
+        ax.scatter(*ends.T, color="0.7", s=40, depthshade=False)  # type: ignore[misc]
+    if atoms.pbc.any() and atoms.cell.rank == 3:
+        for edge in _cell_edges(cell):
+            ax.plot(*edge.T, color="0.5", lw=0.8)
+    ax.scatter(*atoms.positions.T, color="0.6", edgecolors="k", linewidths=0.5, s=60,  # type: ignore[misc]
+               depthshade=False)  # fmt: skip
+    figure.colorbar(_mappable(norm, cmap), ax=ax, shrink=0.7, label=label)
+    ax.set_xlabel("x / Å")
+    ax.set_ylabel("y / Å")
+    ax.set_zlabel("z / Å")  # type: ignore[attr-defined]  # Axes3D
+    ax.set_title(f"the {len(chosen)} strongest triplets")
     return _finish(figure, path)

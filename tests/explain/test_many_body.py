@@ -141,6 +141,10 @@ def test_bands_add_up_and_bad_arguments_are_refused(models, tmp_path):
     figure = result.plot(tmp_path / "many_body.png")
     assert len(figure.axes) == 3 and (tmp_path / "many_body.png").stat().st_size > 10_000
     plot_profiles([result, result], ["a", "b"])
+    figure = result.plot3d(top=5, path=tmp_path / "triplets.png")
+    assert len(figure.axes[0].collections) >= 5  # a wedge per triplet, atoms
+    with pytest.raises(ValueError, match="3 values for"):
+        result.plot3d(values=np.ones(3))
 
 
 def test_a_float32_model_is_evaluated_in_float64_without_changing_it():
