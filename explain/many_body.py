@@ -448,9 +448,13 @@ def many_body(
             raise ValueError("give the calculator's interaction range as cutoff= (Å)")
         cutoff = float(cutoff)
         energies = _CalculatorClusters(potential, cutoff, progress)
-        reference = structure.copy()
-        reference.calc = potential
-        total = float(reference.get_potential_energy())
+        if structure.pbc.any():
+            reference = structure.copy()
+            reference.calc = potential
+            total = float(reference.get_potential_energy())
+        else:  # a molecule: in a box, as its clusters are (some codes need a cell)
+            positions = np.asarray(structure.positions, float)[None]
+            total = float(energies(structure.numbers[None], positions)[0])
     else:
         raise TypeError(
             f"potential must be an EnergyModel, a model file or an ASE calculator, got "

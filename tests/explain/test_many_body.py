@@ -208,6 +208,10 @@ def test_stillinger_weber_is_exactly_its_two_and_three_body_terms():
     expected = [_sw_triplet_terms(result, t) for t in range(len(result.triplet_energy))]
     np.testing.assert_allclose(result.triplet_energy, expected, atol=1e-9)
     assert result.profile()["remainder"] == pytest.approx(0.0, abs=1e-9)
+    # a molecule without a cell (matscipy needs one): a trimer is exactly its three terms
+    trimer = Atoms("Si3", positions=[[0, 0, 0], [2.35, 0, 0], [-0.8, 2.2, 0]])
+    alone = many_body(stillinger_weber(), trimer, cutoff=SW_CUTOFF)
+    assert abs(alone.remainder) < 1e-12 and len(alone.triplet_energy) == 1
 
 
 @pytest.mark.slow

@@ -13,8 +13,8 @@ nbclient = pytest.importorskip("nbclient")
 TUTORIALS = sorted((Path(__file__).parents[2] / "tutorials").glob("*.ipynb"))
 
 
-def test_all_seven_tutorials_are_present_and_committed_without_outputs():
-    assert [path.name[:2] for path in TUTORIALS] == ["01", "02", "03", "04", "05", "06", "07"]
+def test_all_eight_tutorials_are_present_and_committed_without_outputs():
+    assert [path.name[:2] for path in TUTORIALS] == [f"{n:02d}" for n in range(1, 9)]
     for path in TUTORIALS:
         notebook = nbformat.read(path, as_version=4)
         stale = [cell for cell in notebook.cells if cell.cell_type == "code" and cell.outputs]
