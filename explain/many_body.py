@@ -47,6 +47,7 @@ import numpy as np
 import torch
 from ase import Atoms
 from ase.calculators.calculator import BaseCalculator
+from scipy.sparse import csr_array
 from tqdm.auto import tqdm
 
 from ase_gnn import AtomicGraph, EnergyModel, graph_from_atoms, load_model, wrapped_positions
@@ -349,9 +350,11 @@ def triplet_interactions(attribution: Attribution, expansion: ManyBody) -> np.nd
         raise ValueError("the attribution and the expansion are of different structures")
     index, shift = attribution.edge_index, np.rint(attribution.edge_shift).astype(np.int64)
     bond = bond_ids(index, shift)
-    membership = np.zeros((len(bond), int(bond.max(initial=-1)) + 1))
-    membership[np.arange(len(bond)), bond] = 1.0
-    pair_bonds = membership.T @ attribution.interaction @ membership
+    membership = csr_array(
+        (np.ones(len(bond)), (np.arange(len(bond)), bond)),
+        shape=(len(bond), int(bond.max(initial=-1)) + 1),
+    )  # [E, P]: the bond of every edge
+    pair_bonds = np.asarray((membership.T @ (membership.T @ attribution.interaction).T).T)
     pair_bonds = pair_bonds + pair_bonds.T  # [P, P]: each unordered pair of bonds
     edges = np.column_stack([index.T, shift])
     edges = edges[np.argsort(edges[:, 0], kind="stable")]
