@@ -25,7 +25,7 @@ def files(tmp_path_factory):
     atoms = bulk("Cu", cubic=True) * (2, 1, 1)
     atoms.rattle(0.1, seed=2)
     write(folder / "cu.extxyz", atoms)
-    return folder, atoms
+    return folder, read(folder / "cu.extxyz")  # as the command reads it (8 decimals)
 
 
 def test_edge_level_energy_attribution_writes_scores_metrics_and_plots(files, tmp_path):
@@ -63,7 +63,7 @@ def test_triplet_level_writes_interactions_next_to_the_exact_three_body_terms(fi
 
 
 def test_force_target_and_the_installed_command(files, tmp_path):
-    folder, _ = files
+    folder, atoms = files
     out = tmp_path / "out"
     result = subprocess.run(
         [str(Path(sys.executable).parent / "ase-gnn-explain"), str(folder / "cu.safetensors"),
@@ -72,7 +72,6 @@ def test_force_target_and_the_installed_command(files, tmp_path):
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     summary = json.loads((out / "attribution.json").read_text())
-    atoms = read(folder / "cu.extxyz")  # as the command read it (8 decimals)
     force = GNNCalculator(str(folder / "cu.safetensors"), dtype="float64").get_forces(atoms)
     assert summary["target_value"] == pytest.approx(force[3, 2], abs=1e-10)
     assert not (out / "edges.csv").exists()
