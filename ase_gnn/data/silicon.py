@@ -9,7 +9,7 @@ Stillinger and Weber's potential (Phys. Rev. B 31, 5262 (1985)) is
 with every term zero beyond aσ = 3.771 Å. Its many-body expansion therefore has nothing beyond
 three bodies, which makes it the ground truth for :func:`explain.many_body.many_body`. The
 energies come from matscipy's ``Manybody`` calculator with the published parameters (the
-``[sw]`` extra), which agrees with LAMMPS's ``pair_style sw`` and its ``Si.sw`` file to 1e-13 eV
+``[sw]`` extra), which agrees with LAMMPS's ``pair_style sw`` and its ``Si.sw`` file to 3e-13 eV
 and 1e-13 eV/Å.
 
 The mix (:data:`SW_CONFIG_TYPES`): rattled and strained diamond crystals, MD snapshots at
@@ -132,20 +132,21 @@ def generate_sw(
     return _collect(jobs, rng, num_structures, "Stillinger-Weber Si", progress)
 
 
-def _diamond(rng: np.random.Generator, repeat: tuple[int, int, int], scale: float = 1.0) -> Atoms:
+def _diamond(repeat: tuple[int, int, int], scale: float = 1.0) -> Atoms:
+    """The cubic 8-atom diamond cell, lattice constant scaled by ``scale``, repeated."""
     return bulk("Si", "diamond", a=SW_LATTICE_CONSTANT * scale, cubic=True).repeat(repeat)
 
 
 def _bulk(rng: np.random.Generator, index: int) -> Atoms:
     """8–16-atom diamond cell, lattice constant ±3 %, rattled 0.03–0.15 Å."""
-    atoms = _diamond(rng, ((1, 1, 1), (2, 1, 1))[index % 2], rng.uniform(0.97, 1.03))
+    atoms = _diamond(((1, 1, 1), (2, 1, 1))[index % 2], rng.uniform(0.97, 1.03))
     _structures.rattle(atoms, rng, rng.uniform(0.03, 0.15))
     return atoms
 
 
 def _strained(rng: np.random.Generator, index: int) -> Atoms:
     """16-atom diamond cell under isotropic, anisotropic or shear strain up to 4 %."""
-    atoms = _diamond(rng, (2, 1, 1))
+    atoms = _diamond((2, 1, 1))
     mode = ("isotropic", "anisotropic", "shear")[index % 3]
     strain = _structures.random_strain(rng, mode, 0.04)
     atoms.set_cell(atoms.cell.array @ (np.eye(3) + strain), scale_atoms=True)
@@ -155,7 +156,7 @@ def _strained(rng: np.random.Generator, index: int) -> Atoms:
 
 def _vacancy(rng: np.random.Generator, index: int) -> Atoms:
     """32-atom diamond cell less one atom, rattled 0.05 Å."""
-    atoms = _diamond(rng, (2, 2, 1))
+    atoms = _diamond((2, 2, 1))
     del atoms[int(rng.integers(len(atoms)))]
     _structures.rattle(atoms, rng, 0.05)
     return atoms
@@ -191,7 +192,7 @@ def _cluster(rng: np.random.Generator, index: int) -> Atoms:
 
 def _md_start(rng: np.random.Generator) -> Atoms:
     """32-atom diamond cell, lattice constant ±1 %, rattled 0.03 Å."""
-    atoms = _diamond(rng, (2, 2, 1), rng.uniform(0.99, 1.01))
+    atoms = _diamond((2, 2, 1), rng.uniform(0.99, 1.01))
     _structures.rattle(atoms, rng, 0.03)
     return atoms
 
