@@ -17,8 +17,8 @@ writes into ``--out``:
 ``structure.png``           3-D view coloured by score
 ``curves.png``              deletion and insertion curves against a random ranking
 ``triplets.csv``            (``--level triplet``) every triplet: atoms, shifts, distances, the
-                            angle at the centre, its Integrated Hessians interaction and the
-                            model's exact Δ3 (:mod:`explain.many_body`)
+                            angle at the centre, its Integrated Hessians ``interaction`` and
+                            the model's exact Δ3 (``energy``, :mod:`explain.many_body`)
 ``many_body/``              (``--many-body``, or ``--level triplet``) the many-body expansion:
                             ``many_body.json``, ``pairs.csv``, ``triplets.csv``, ``many_body.png``
 ==========================  =================================================================
@@ -159,7 +159,7 @@ def _run(args: argparse.Namespace) -> int:
                                 "profile": expansion.profile()}  # fmt: skip
         if args.level == "triplet":
             scores = triplet_interactions(attribution, expansion)
-            written.append(_write_triplets(expansion, scores, out / "triplets.csv"))
+            written.append(expansion.write_triplets(out / "triplets.csv", {"interaction": scores}))
     (out / "attribution.json").write_text(json.dumps(summary, indent=1))
     attribution.plot3d(str(out / "structure.png"))
     written += [out / "attribution.json", out / "structure.png"]
@@ -225,17 +225,6 @@ def _write_edges(attribution: Any, path: Path) -> Path:
                              attribution.edge_lengths, attribution.edge])  # fmt: skip
     np.savetxt(path, table, delimiter=",", comments="", header="i,j,shift_x,shift_y,shift_z,"
                "length,score", fmt=["%d"] * 5 + ["%.10g"] * 2)  # fmt: skip
-    return path
-
-
-def _write_triplets(expansion: Any, scores: np.ndarray, path: Path) -> Path:
-    table = np.column_stack([expansion.triplet_index, expansion.triplet_shift.reshape(-1, 6),
-                             expansion.triplet_distance, expansion.triplet_angle, scores,
-                             expansion.triplet_energy])  # fmt: skip
-    header = ("i,j,k,shift_j_x,shift_j_y,shift_j_z,shift_k_x,shift_k_y,shift_k_z,r_ij,r_ik,r_jk,"
-              "angle,interaction,delta3")  # fmt: skip
-    np.savetxt(path, table, delimiter=",", comments="", header=header,
-               fmt=["%d"] * 9 + ["%.10g"] * 6)  # fmt: skip
     return path
 
 

@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -218,15 +218,32 @@ class ManyBody:
         np.savetxt(paths[1], pairs, delimiter=",", comments="",
                    header="i,j,shift_x,shift_y,shift_z,distance,energy",
                    fmt=["%d"] * 5 + ["%.10g"] * 2)  # fmt: skip
-        triplets = np.column_stack(
-            [self.triplet_index, self.triplet_shift.reshape(-1, 6), self.triplet_distance,
-             self.triplet_angle, self.triplet_energy]
-        )  # fmt: skip
-        header = "i,j,k,shift_j_x,shift_j_y,shift_j_z,shift_k_x,shift_k_y,shift_k_z"
-        np.savetxt(paths[2], triplets, delimiter=",", comments="",
-                   header=header + ",r_ij,r_ik,r_jk,angle,energy",
-                   fmt=["%d"] * 9 + ["%.10g"] * 5)  # fmt: skip
+        self.write_triplets(paths[2])
         return paths
+
+    def write_triplets(
+        self, path: str | Path, extra: Mapping[str, np.ndarray] | None = None
+    ) -> Path:
+        """Write every triplet as a CSV row: atoms, shifts, distances, angle, ``extra``, Δ3.
+
+        Parameters
+        ----------
+        path
+            The CSV file.
+        extra
+            More ``[T]`` columns by name (e.g. ``{"interaction": triplet_interactions(...)}``),
+            written before the last column, ``energy`` (Δ3, eV).
+        """
+        extra = dict(extra or {})
+        table = np.column_stack(
+            [self.triplet_index, self.triplet_shift.reshape(-1, 6), self.triplet_distance,
+             self.triplet_angle, *extra.values(), self.triplet_energy]
+        )  # fmt: skip
+        header = ",".join(["i,j,k,shift_j_x,shift_j_y,shift_j_z,shift_k_x,shift_k_y,shift_k_z",
+                           "r_ij,r_ik,r_jk,angle", *extra, "energy"])  # fmt: skip
+        np.savetxt(path, table, delimiter=",", comments="", header=header,
+                   fmt=["%d"] * 9 + ["%.10g"] * (5 + len(extra)))  # fmt: skip
+        return Path(path)
 
     def plot3d(self, values: np.ndarray | None = None, top: int = 8,
                path: str | Path | None = None) -> Figure:  # fmt: skip
@@ -356,9 +373,8 @@ def triplet_interactions(attribution: Attribution, expansion: ManyBody) -> np.nd
     )  # [E, P]: the bond of every edge
     pair_bonds = np.asarray((membership.T @ (membership.T @ attribution.interaction).T).T)
     pair_bonds = pair_bonds + pair_bonds.T  # [P, P]: each unordered pair of bonds
-    edges = np.column_stack([index.T, shift])
-    edges = edges[np.argsort(edges[:, 0], kind="stable")]
-    order = np.argsort(index[0], kind="stable")
+    order = np.argsort(index[0], kind="stable")  # _paths needs edges by centre
+    edges = np.column_stack([index.T, shift])[order]
     paths = _paths(edges, len(attribution.atoms))
     if paths is None:
         return np.zeros(len(expansion.triplet_energy))

@@ -50,7 +50,8 @@ class Attribution:
         Captum's estimate of the integration error (Integrated Gradients), else None.
     interaction
         ``[K, K]`` pairwise interactions of the inputs (edges or atoms), symmetric, rows summing
-        to the scores (``integrated_hessians`` only, else None); see :meth:`triplets`.
+        to the scores (``integrated_hessians`` only, else None); see
+        :func:`explain.many_body.triplet_interactions`.
     """
 
     atoms: Atoms
