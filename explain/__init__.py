@@ -11,6 +11,9 @@ Public API::
     METHODS                                     the methods and their defaults (explain.methods)
     many_body, ManyBody, plot_profiles          the many-body expansion E = ΣΔ1 + ΣΔ2 + ΣΔ3 + R
                                                 (explain.many_body)
+    write_chemiscope                            an interactive page of attributions, bonds and
+                                                triplets per frame (explain.viewer; needs the
+                                                chemiscope extra)
 
 Example::
 
@@ -33,6 +36,7 @@ from explain.targets import (
     StressComponent,
     Target,
 )
+from explain.viewer import write_chemiscope
 
 __all__ = [
     "METHODS",
@@ -48,4 +52,5 @@ __all__ = [
     "Target",
     "many_body",
     "plot_profiles",
+    "write_chemiscope",
 ]

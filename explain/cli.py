@@ -21,7 +21,13 @@ writes into ``--out``:
                             the model's exact Δ3 (``energy``, :mod:`explain.many_body`)
 ``many_body/``              (``--many-body``, or ``--level triplet``) the many-body expansion:
                             ``many_body.json``, ``pairs.csv``, ``triplets.csv``, ``many_body.png``
+``viewer.html``             (``--chemiscope``) atoms, bonds and triplets coloured by score in
+                            chemiscope's viewer, one page that opens offline
+                            (:mod:`explain.viewer`)
 ==========================  =================================================================
+
+With ``--index`` selecting several frames of a trajectory (e.g. ``--index ::10``), each frame's
+files go to ``frame_000/``, ``frame_001/``, ... and ``viewer.html`` plays through the frames.
 
 Methods: ``ig`` (Integrated Gradients), ``ih`` (Integrated Hessians), ``saliency``, ``shap``
 (GradientShap), ``ablation``, ``shapley`` or any name of :data:`explain.METHODS`. Targets:
@@ -88,13 +94,17 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("model", help="model file (.safetensors)")
     parser.add_argument("structure", help="structure file ASE can read (extxyz, cif, POSCAR...)")
-    parser.add_argument("--index", default=None, help="frame of a trajectory (ASE's syntax)")
+    parser.add_argument(
+        "--index", default=None, help="frame(s) of a trajectory, ASE's syntax (default: the last)"
+    )
     parser.add_argument(
         "--method", default=None, help="ig (default), ih (default for --level triplet), saliency..."
     )
     parser.add_argument("--level", default="edge", choices=["edge", "atom", "triplet"])
     parser.add_argument("--target", default="energy", help="energy, force:I,AXIS, stress:I,J...")
     parser.add_argument("--many-body", action="store_true", help="write the many-body expansion")
+    parser.add_argument("--chemiscope", action="store_true",
+                        help="write viewer.html, an interactive chemiscope view")  # fmt: skip
     parser.add_argument("--top", type=int, default=10, help="k of fidelity (bonds or atoms)")
     parser.add_argument("--out", required=True, help="output folder")
     return parser
@@ -117,10 +127,7 @@ def _run(args: argparse.Namespace) -> int:
 
     matplotlib.use("Agg")
     from ase_gnn import load_model
-    from explain import METHODS, Explainer, many_body
-    from explain._forward import Level
-    from explain.many_body import triplet_interactions
-    from explain.visualize import plot_curves
+    from explain import METHODS
 
     chosen = args.method or ("ih" if args.level == "triplet" else "ig")
     method = ALIASES.get(chosen, chosen)
@@ -133,16 +140,45 @@ def _run(args: argparse.Namespace) -> int:
     target = parse_target(args.target)
     if not Path(args.structure).exists():
         raise FileNotFoundError(f"no structure file {args.structure}")
-    atoms = (
-        ase.io.read(args.structure)
-        if args.index is None
-        else ase.io.read(args.structure, index=args.index)
-    )
-    if isinstance(atoms, list):
-        raise ValueError("--index must select one frame")
+    read = ase.io.read(args.structure, index=args.index if args.index is not None else -1)
+    frames = read if isinstance(read, list) else [read]
+    if not frames:
+        raise ValueError(f"--index {args.index} selects no frame of {args.structure}")
     model = load_model(args.model, dtype="float64")
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    results = []
+    for n, atoms in enumerate(frames):
+        folder = out if len(frames) == 1 else out / f"frame_{n:03d}"
+        folder.mkdir(parents=True, exist_ok=True)
+        results.append(_explain_frame(args, model, method, target, atoms, folder))
+    written = [path for result in results for path in result[-1]]
+    if args.chemiscope:
+        from explain.viewer import write_chemiscope
+
+        attributions, expansions, values, _ = zip(*results)
+        triplet_values = None if values[0] is None else list(values)
+        written.append(write_chemiscope(out / "viewer.html", list(attributions),
+                                        None if expansions[0] is None else list(expansions),
+                                        triplet_values))  # fmt: skip
+    attribution = results[0][0]
+    print(f"{method} on {len(frames[0])} atoms ({attribution.target}, {args.level} level): "
+          f"target {attribution.target_value:.6g}, completeness gap "
+          f"{attribution.completeness_gap:.2e}"
+          + (f" (frame 0 of {len(frames)})" if len(frames) > 1 else "")
+          + f"; wrote {len(written)} files to {out}")  # fmt: skip
+    return 0
+
+
+def _explain_frame(
+    args: argparse.Namespace, model: Any, method: str, target: Any, atoms: Any, out: Path
+) -> tuple[Any, Any, np.ndarray | None, list[Path]]:
+    """Explain one structure into ``out``: its attribution, its many-body expansion (or None),
+    the triplet interactions (``--level triplet``, else None) and the files written."""
+    from explain import Explainer, many_body
+    from explain._forward import Level
+    from explain.many_body import triplet_interactions
+    from explain.visualize import plot_curves
+
     level: Level = "atom" if args.level == "atom" else "edge"  # triplets come from edges
     explainer = Explainer(model, method, target, level=level)
     attribution = explainer.explain(atoms)
@@ -150,6 +186,7 @@ def _run(args: argparse.Namespace) -> int:
     if level == "edge":
         written.append(_write_edges(attribution, out / "edges.csv"))
     summary, curves = _summary(explainer, attribution, args.top)
+    expansion, scores = None, None
     if args.level == "triplet" or args.many_body:
         expansion = many_body(model, atoms)
         written += expansion.write(out / "many_body")
@@ -166,10 +203,7 @@ def _run(args: argparse.Namespace) -> int:
     if curves is not None:
         plot_curves(curves, out / "curves.png")
         written.append(out / "curves.png")
-    print(f"{method} on {len(atoms)} atoms ({attribution.target}, {args.level} level): "
-          f"target {attribution.target_value:.6g}, completeness gap "
-          f"{attribution.completeness_gap:.2e}; wrote {len(written)} files to {out}")  # fmt: skip
-    return 0
+    return attribution, expansion, scores, written
 
 
 def _summary(explainer: Any, attribution: Any, top: int) -> tuple[dict[str, Any], Any]:

@@ -312,14 +312,7 @@ def plot_triplets(
         ends = atoms.positions[[j, k]] + expansion.triplet_shift[t] @ cell
         for end in ends:
             ax.plot(*np.stack([centre, end]).T, color=colour, lw=2.0)
-        u, v = ends[0] - centre, ends[1] - centre
-        radius = 0.35 * min(np.linalg.norm(u), np.linalg.norm(v))
-        u = u / np.linalg.norm(u)
-        w = v - (v @ u) * u
-        w = w / np.linalg.norm(w) if np.linalg.norm(w) > 1e-12 else np.cross(u, [0, 0, 1.0])
-        angle = np.radians(expansion.triplet_angle[t])
-        arc = [centre + radius * (np.cos(a) * u + np.sin(a) * w)
-               for a in np.linspace(0, angle, 16)]  # fmt: skip
+        arc = triplet_arc(centre, ends, 0.35, 16)
         wedge = Poly3DCollection([[centre, *arc]], alpha=0.6)
         wedge.set_facecolor(colour)
         ax.add_collection3d(wedge)  # type: ignore[attr-defined]  # Axes3D
@@ -335,3 +328,27 @@ def plot_triplets(
     ax.set_zlabel("z / Å")  # type: ignore[attr-defined]  # Axes3D
     ax.set_title(f"the {len(chosen)} strongest triplets")
     return _finish(figure, path)
+
+
+def triplet_arc(centre: np.ndarray, ends: np.ndarray, fraction: float, points: int) -> np.ndarray:
+    """``[points, 3]`` an arc of the angle j-i-k about its centre i, Å.
+
+    Parameters
+    ----------
+    centre
+        ``[3]`` position of the centre atom i, Å.
+    ends
+        ``[2, 3]`` positions of j and k (the periodic images the triplet uses), Å.
+    fraction
+        Arc radius as a fraction of the shorter leg.
+    points
+        Number of points from the leg to j to the leg to k.
+    """
+    u, v = ends[0] - centre, ends[1] - centre
+    radius = fraction * min(np.linalg.norm(u), np.linalg.norm(v))
+    u = u / np.linalg.norm(u)
+    w = v - (v @ u) * u
+    w = w / np.linalg.norm(w) if np.linalg.norm(w) > 1e-12 else np.cross(u, [0, 0, 1.0])
+    angle = np.arccos(np.clip(u @ v / np.linalg.norm(v), -1.0, 1.0))
+    a = np.linspace(0.0, angle, points)[:, None]
+    return centre + radius * (np.cos(a) * u + np.sin(a) * w)

@@ -97,3 +97,26 @@ def test_targets_parse_as_documented():
     assert parse_target("force:2,y").direction == 1 and parse_target("force:2,2").atom == 2
     assert (parse_target("stress:0,1").i, parse_target("stress:0,1").j) == (0, 1)
     assert parse_target("local:4").atom == 4 and parse_target("energy").name == "energy"
+
+
+def test_a_trajectory_gets_a_folder_per_frame_and_one_chemiscope_viewer(files, tmp_path):
+    pytest.importorskip("chemiscope")
+    folder, atoms = files
+    frames = [atoms.copy() for _ in range(3)]
+    for seed, frame in enumerate(frames):
+        frame.rattle(0.05, seed=seed)
+    write(tmp_path / "md.extxyz", frames)
+    out = tmp_path / "out"
+    argv = [str(folder / "cu.safetensors"), str(tmp_path / "md.extxyz"), "--index", ":",
+            "--many-body", "--chemiscope", "--out", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    page = (out / "viewer.html").read_text()
+    start = page.index('id="chemiscope-data">') + len('id="chemiscope-data">')
+    data = json.loads(page[start : page.index("</script>", start)])
+    assert len(data["structures"]) == 3
+    for n in range(3):
+        scores = np.loadtxt(out / f"frame_{n:03d}" / "atoms.csv", delimiter=",", skiprows=1,
+                            usecols=5)  # fmt: skip
+        np.testing.assert_allclose(data["properties"]["score"]["values"][8 * n : 8 * n + 8],
+                                   scores, rtol=1e-8)  # fmt: skip
+    assert set(data["shapes"]) == {"bonds", "triplets"}
