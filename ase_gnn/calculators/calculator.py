@@ -33,7 +33,8 @@ def to_ase_results(prediction: Prediction) -> dict[str, Any]:
     -------
     dict
         ``energy`` and ``free_energy`` (Python floats, eV), ``energies`` ``(N,)`` eV, ``forces``
-        ``(N, 3)`` eV/Å and ``stress`` ``(6,)`` eV/Å³ in Voigt order xx, yy, zz, yz, xz, xy.
+        ``(N, 3)`` eV/Å, ``stress`` ``(6,)`` eV/Å³ in Voigt order xx, yy, zz, yz, xz, xy, and for
+        long-range models ``charges`` ``(N,)`` e.
     """
     energy = float(prediction.energy[0])
     results: dict[str, Any] = {
@@ -45,6 +46,8 @@ def to_ase_results(prediction: Prediction) -> dict[str, Any]:
         results["forces"] = prediction.forces.cpu().double().numpy()
     if prediction.stress is not None:
         results["stress"] = full_3x3_to_voigt_6_stress(prediction.stress[0].cpu().double().numpy())
+    if prediction.charges is not None:
+        results["charges"] = prediction.charges.cpu().double().numpy()
     return results
 
 
@@ -56,6 +59,8 @@ class GNNCalculator(Calculator):
     ``energies`` include the reference energies E0 and sum to ``energy``. A structure with no
     periodic axis has no stress (``PropertyNotImplementedError``, as for ASE's EMT). Models with
     a ``"mean"`` readout (intensive energy) and atoms at the same position are a ``ValueError``.
+    Long-range models (``long_range``) also give ``charges`` (``atoms.get_charges()``), e; the
+    total charge of a structure is ``atoms.info["charge"]`` (default 0).
 
     Parameters
     ----------
@@ -107,6 +112,8 @@ class GNNCalculator(Calculator):
             model = copy.deepcopy(model).to(device=target_device, dtype=target_dtype)
         check_model_dtype(model)  # half precision or mixed dtypes: a clear ValueError
         self.model = model
+        if model.electrostatics is not None:
+            self.implemented_properties = (*type(self).implemented_properties, "charges")  # type: ignore[assignment]
         compiled = torch.compile(model, dynamic=True) if compile else model  # an OptimizedModule
         self._forward = cast(torch.nn.Module, compiled)
         self._neighbors = SkinNeighborList(model.cutoff, skin) if skin > 0 else None

@@ -68,6 +68,10 @@ class CommitteeCalculator(Calculator):
             raise ValueError(f"a committee needs at least two models, got {len(models)}")
         # GNNCalculator resolves files, devices and dtypes (copying, never changing, a model).
         self.models = [GNNCalculator(model, device=device, dtype=dtype).model for model in models]
+        if all(model.electrostatics is not None for model in self.models):
+            self.implemented_properties = (*type(self).implemented_properties, "charges")  # type: ignore[assignment]
+        elif any(model.electrostatics is not None for model in self.models):
+            raise ValueError("a committee's models must all have long range or none")
 
     def calculate(
         self,

@@ -14,6 +14,8 @@ edge_index     [2, E]          long    row 0 = centre atom i, row 1 = neighbor j
 edge_shift     [E, 3]          float   integer cell offsets S, r_ij = r_j + S·cell − r_i
 batch          [N]             long    graph index of every atom
 ptr            [B + 1]         long    atoms of graph b are ptr[b]:ptr[b + 1]
+charge         [B] or None     float   total charge of each structure, e (``atoms.info
+                                       ["charge"]``); None: every structure neutral
 ============== =============== ======= ==============================================
 
 The graph holds structure only; labels travel beside it.
@@ -63,6 +65,7 @@ class AtomicGraph:
     edge_shift: Tensor
     batch: Tensor
     ptr: Tensor
+    charge: Tensor | None = None
 
     @property
     def num_atoms(self) -> int:
@@ -93,14 +96,16 @@ class AtomicGraph:
         self, device: str | torch.device | None = None, dtype: torch.dtype | None = None
     ) -> AtomicGraph:
         """Copy on ``device`` with float fields cast to ``dtype`` (integer fields keep theirs)."""
-        values = {}
+        values: dict[str, Tensor | None] = {}
         for field in fields(self):
-            tensor: Tensor = getattr(self, field.name)
-            if tensor.is_floating_point():
+            tensor: Tensor | None = getattr(self, field.name)
+            if tensor is None:
+                values[field.name] = None
+            elif tensor.is_floating_point():
                 values[field.name] = tensor.to(device=device, dtype=dtype)
             else:
                 values[field.name] = tensor.to(device=device)
-        return AtomicGraph(**values)
+        return AtomicGraph(**values)  # type: ignore[arg-type]  # None only where allowed
 
     def with_positions(self, positions: Tensor, cell: Tensor | None = None) -> AtomicGraph:
         """The same graph with new ``positions [N, 3]`` (and optionally ``cell [B, 3, 3]``)."""
@@ -237,7 +242,17 @@ def batch_graphs(graphs: Sequence[AtomicGraph]) -> AtomicGraph:
         edge_shift=torch.cat([g.edge_shift for g in graphs]),
         batch=torch.cat([g.batch + graph_offsets[k] for k, g in enumerate(graphs)]),
         ptr=ptr.to(device),
+        charge=None
+        if all(g.charge is None for g in graphs)
+        else torch.cat([total_charge(g) for g in graphs]),
     )
+
+
+def total_charge(graph: AtomicGraph) -> Tensor:
+    """``[B]`` total charge of every structure, e (zeros where ``graph.charge`` is None)."""
+    if graph.charge is not None:
+        return graph.charge
+    return torch.zeros(graph.num_graphs, dtype=graph.dtype, device=graph.device)
 
 
 def unbatch(values: Tensor, ptr: Tensor) -> list[Tensor]:

@@ -352,8 +352,9 @@ def graph_from_atoms(
     Raises
     ------
     ValueError
-        For non-finite or huge coordinates, a zero or degenerate periodic cell vector, or a cell
-        too narrow for the cutoff (see :func:`validate_structure`).
+        For non-finite or huge coordinates, a zero or degenerate periodic cell vector, a cell
+        too narrow for the cutoff (see :func:`validate_structure`), or a total charge
+        (``atoms.info["charge"]``) that is not a finite number.
     """
     validate_structure(atoms, cutoff)
     positions, _ = wrapped_positions(atoms)
@@ -377,4 +378,23 @@ def graph_from_atoms(
         edge_shift=torch.as_tensor(shift, dtype=dtype, device=device),
         batch=torch.zeros(num_atoms, dtype=torch.long, device=device),
         ptr=torch.tensor([0, num_atoms], dtype=torch.long, device=device),
+        charge=torch.tensor([structure_charge(atoms)], dtype=dtype, device=device),
     )
+
+
+def structure_charge(atoms: ase.Atoms) -> float:
+    """The total charge of a structure, e: ``atoms.info["charge"]`` (ASE's key), default 0.
+
+    Raises
+    ------
+    ValueError
+        If it is not a finite number.
+    """
+    value = atoms.info.get("charge", 0.0)
+    try:
+        charge = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f'atoms.info["charge"] must be a number of e, got {value!r}') from None
+    if not math.isfinite(charge):
+        raise ValueError(f'atoms.info["charge"] must be finite, got {charge}')
+    return charge

@@ -60,6 +60,11 @@ class ModelFix:
         models = [model] if isinstance(model, EnergyModel) else list(model)
         if any(m.readout != "sum" for m in models):
             raise ValueError("LAMMPS needs an extensive energy: the model's readout must be 'sum'")
+        if any(m.electrostatics is not None for m in models):
+            raise ValueError(
+                "long-range (electrostatic) models do not run in LAMMPS yet: the Ewald sum is "
+                "global and the ranks split the atoms; use GNNCalculator in ASE or i-PI"
+            )
         first = models[0]
         if any((m.cutoff, m.dtype, m.device) != (first.cutoff, first.dtype, first.device)
                for m in models):  # fmt: skip

@@ -10,6 +10,10 @@ energy E0 and zero force, so E0 (fitted by least squares or given) is both the p
 and the "isolated atoms" baseline that ``explain`` measures attributions against. With the
 ``"mean"`` readout every E_i is further divided by its structure's atom count, which makes the
 total energy intensive (a 2×2×2 supercell then has the same energy, not 8×).
+
+A model built with ``long_range`` adds the electrostatic energy of learned charges to every
+E_i (:mod:`ase_gnn.models.long_range`). Its charges are taken relative to an isolated atom's too,
+so with every edge removed they vanish and the energy is again Σ E0.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from torch import Tensor, nn
 
 from ase_gnn.graph.atomic_graph import AtomicGraph, atoms_per_graph, batch_graphs
 from ase_gnn.models.heads import Head
+from ase_gnn.models.long_range import Electrostatics, neutralise
 from ase_gnn.models.nn.embedding import SpeciesIndex
 
 Readout = Literal["sum", "mean"]
@@ -143,6 +148,41 @@ class EnergyModel(nn.Module, ABC):
             self.set_atomic_energies(atomic_energies)
         #: Output heads beyond the energy, by name (see :mod:`ase_gnn.models.heads`).
         self.heads: nn.ModuleDict = nn.ModuleDict()
+        #: Learned charges and their Coulomb energy, or None (see :meth:`set_long_range`).
+        self.electrostatics: Electrostatics | None = None
+
+    def set_long_range(self, long_range: Mapping[str, Any] | bool | None) -> None:
+        """Give the model an electrostatic term of learned charges (or none), in place.
+
+        Architectures call this at the end of their constructor with their ``long_range``
+        argument, once :attr:`num_features` is known.
+
+        Parameters
+        ----------
+        long_range
+            None or False: short-range only. True: the defaults of
+            :class:`~ase_gnn.models.long_range.Electrostatics` (Gaussian charges of width 1 Å,
+            accuracy 1e-6, Ewald or PME by size). A mapping: its ``width``, ``accuracy`` and
+            ``summation``.
+
+        Raises
+        ------
+        ValueError
+            For unknown settings, or with the ``"mean"`` readout (an intensive energy has no
+            electrostatic term).
+        """
+        if long_range is None or long_range is False:
+            self.electrostatics = None
+            return
+        settings = {} if long_range is True else dict(long_range)
+        unknown = sorted(set(settings) - {"width", "accuracy", "summation"})
+        if unknown:
+            raise ValueError(
+                f"unknown long_range setting(s) {unknown}; use width, accuracy, summation"
+            )
+        if self.readout != "sum":
+            raise ValueError("long-range electrostatics needs readout='sum' (an extensive energy)")
+        self.electrostatics = Electrostatics(self.num_features, **settings)
 
     # -- contract ---------------------------------------------------------------------------
     @abstractmethod
@@ -162,6 +202,19 @@ class EnergyModel(nn.Module, ABC):
     ) -> Tensor:
         """Invariant per-atom features ``[N, F]`` after all interactions (the backbone)."""
 
+    def interaction_energies_and_features(
+        self, graph: AtomicGraph, species_index: Tensor, edge_weight: Tensor | None
+    ) -> tuple[Tensor, Tensor]:
+        """:meth:`interaction_energies` ``[N]`` and :meth:`features` ``[N, F]`` of one pass.
+
+        Architectures whose energies are a readout of their features override this to run the
+        backbone once; the long-range charges need both.
+        """
+        return (
+            self.interaction_energies(graph, species_index, edge_weight),
+            self.features(graph, species_index, edge_weight),
+        )
+
     @property
     @abstractmethod
     def num_features(self) -> int:
@@ -172,8 +225,22 @@ class EnergyModel(nn.Module, ABC):
         """Constructor arguments (besides species, cutoff, readout) that rebuild this model."""
 
     # -- shared behaviour -------------------------------------------------------------------
-    def forward(self, graph: AtomicGraph, edge_weight: Tensor | None = None) -> Tensor:
-        """Local energies ``[N]`` in eV; see the class docstring for ``edge_weight [E]``."""
+    def forward(
+        self, graph: AtomicGraph, edge_weight: Tensor | None = None, charges: bool = False
+    ) -> Tensor | tuple[Tensor, Tensor | None]:
+        """Local energies ``[N]`` in eV; see the class docstring for ``edge_weight [E]``.
+
+        With ``charges=True``, the pair (energies, charges) of :meth:`energies_and_charges`
+        (through the module call, so that ``torch.compile`` and wrappers apply).
+        """
+        energies, atom_charges = self.energies_and_charges(graph, edge_weight)
+        return (energies, atom_charges) if charges else energies
+
+    def energies_and_charges(
+        self, graph: AtomicGraph, edge_weight: Tensor | None = None
+    ) -> tuple[Tensor, Tensor | None]:
+        """Local energies ``[N]`` (eV), as :meth:`forward`, and the charges ``[N]`` (e) of a
+        long-range model from the same pass (None for a short-range model)."""
         if edge_weight is not None and edge_weight.shape != (graph.num_edges,):
             raise ValueError(
                 f"edge_weight must have shape [{graph.num_edges}] (one per edge), "
@@ -186,11 +253,12 @@ class EnergyModel(nn.Module, ABC):
         # 108 Cu atoms), and unlike a cache this stays exact, gradients included, whenever the
         # parameters change.
         isolated = self._isolated_atoms(graph.dtype, graph.device)
-        raw = self.interaction_energies(
-            batch_graphs([graph, isolated]),
-            torch.cat([species_index, torch.arange(isolated.num_atoms, device=graph.device)]),
-            edge_weight,
-        )
+        batch = batch_graphs([graph, isolated])
+        index = torch.cat([species_index, torch.arange(isolated.num_atoms, device=graph.device)])
+        if self.electrostatics is None:
+            raw, features = self.interaction_energies(batch, index, edge_weight), None
+        else:
+            raw, features = self.interaction_energies_and_features(batch, index, edge_weight)
         num_atoms = graph.num_atoms
         # A one-hot product rather than raw[num_atoms:][species_index]: torch.compile's CPU code
         # generation fails on the backward (a scatter) of indexing into a one-element tensor.
@@ -199,7 +267,12 @@ class EnergyModel(nn.Module, ABC):
         energies = self.atomic_energies[species_index] + self.scale * raw
         if self.readout == "mean":
             energies = energies / atoms_per_graph(graph)[graph.batch].to(energies.dtype)
-        return energies
+        if self.electrostatics is None or features is None:
+            return energies, None
+        raw_charges = self.electrostatics.charge_network(features).squeeze(-1)
+        # relative to an isolated atom's, so that with every edge removed no charge is left
+        charges = neutralise(raw_charges[:num_atoms] - one_hot @ raw_charges[num_atoms:], graph)
+        return energies + self.electrostatics.energies(graph, charges), charges
 
     def representation(self, graph: AtomicGraph, edge_weight: Tensor | None = None) -> Tensor:
         """Invariant per-atom features ``[N, F]``: the shared backbone of energy and heads.
@@ -307,9 +380,12 @@ class EnergyModel(nn.Module, ABC):
 
     def config(self) -> dict[str, Any]:
         """JSON-serialisable arguments that rebuild this architecture (weights excluded)."""
-        return {
+        config = {
             "species": self.species_symbols,
             "cutoff": self.cutoff,
             "readout": self.readout,
             **self.hyperparameters(),
         }
+        if self.electrostatics is not None:
+            config["long_range"] = self.electrostatics.config()
+        return config

@@ -45,12 +45,15 @@ class Prediction:
     stress
         ``[B, 3, 3]`` stress tensors, eV/Å³ (NaN for structures without a stress), or None
         if not requested.
+    charges
+        ``[N]`` atomic charges, e, of a long-range model (None for a short-range one).
     """
 
     energy: Tensor
     local_energies: Tensor
     forces: Tensor | None = None
     stress: Tensor | None = None
+    charges: Tensor | None = None
 
 
 def predict(
@@ -133,7 +136,7 @@ def _predict(
         identity = torch.eye(3, dtype=cell.dtype, device=cell.device)
         positions = torch.einsum("ni,nij->nj", positions, identity + symmetric[graph.batch])
         cell = cell @ (identity + symmetric)
-    local_energies = _call(model, graph.with_positions(positions, cell), edge_weight)
+    local_energies, charges = _call(model, graph.with_positions(positions, cell), edge_weight)
     energy = sum_per_graph(local_energies, graph)
     result_forces = result_stress = None
     if inputs:
@@ -161,7 +164,8 @@ def _predict(
         energy, local_energies = energy.detach(), local_energies.detach()
         result_forces = None if result_forces is None else result_forces.detach()
         result_stress = None if result_stress is None else result_stress.detach()
-    return Prediction(energy, local_energies, result_forces, result_stress)
+        charges = None if charges is None else charges.detach()
+    return Prediction(energy, local_energies, result_forces, result_stress, charges)
 
 
 def _check_dtype_and_device(model: torch.nn.Module, graph: AtomicGraph) -> None:
@@ -187,20 +191,35 @@ def _normal(tensor: Tensor) -> Tensor:
 def _normal_graph(graph: AtomicGraph) -> AtomicGraph:
     """``graph`` with every inference tensor replaced by a normal copy."""
     values = {field.name: getattr(graph, field.name) for field in fields(graph)}
-    if not any(value.is_inference() for value in values.values()):
+    if not any(value is not None and value.is_inference() for value in values.values()):
         return graph
-    return AtomicGraph(**{name: _normal(value) for name, value in values.items()})
+    normal = {name: None if value is None else _normal(value) for name, value in values.items()}
+    return AtomicGraph(**normal)  # type: ignore[arg-type]  # None only where the field allows
 
 
-def _call(model: torch.nn.Module, graph: AtomicGraph, edge_weight: Tensor | None) -> Tensor:
-    """Local energies ``[N]`` from ``model``; parameters and buffers that are inference tensors
-    (the model was built or converted under inference_mode) are replaced by normal copies for
-    this call only, the model itself is left unchanged."""
+def _call(
+    model: torch.nn.Module, graph: AtomicGraph, edge_weight: Tensor | None
+) -> tuple[Tensor, Tensor | None]:
+    """Local energies ``[N]`` and charges ``[N]`` (None without long range) from ``model``;
+    parameters and buffers that are inference tensors (the model was built or converted under
+    inference_mode) are replaced by normal copies for this call only, the model itself is left
+    unchanged."""
     inference = {
         name: tensor.clone()
         for name, tensor in chain(model.named_parameters(), model.named_buffers())
         if tensor.is_inference()
     }
-    if not inference:
-        return cast(Tensor, model(graph, edge_weight))
-    return cast(Tensor, torch.func.functional_call(model, inference, (graph, edge_weight)))
+    long_range = has_long_range(model)
+    arguments = (graph, edge_weight, True) if long_range else (graph, edge_weight)
+    out = (
+        torch.func.functional_call(model, inference, arguments) if inference else model(*arguments)
+    )
+    if long_range:
+        return cast(tuple[Tensor, Tensor | None], out)
+    return cast(Tensor, out), None
+
+
+def has_long_range(model: torch.nn.Module) -> bool:
+    """Whether ``model`` (or the model inside a ``torch.compile`` or DDP wrapper) has charges."""
+    inner = getattr(model, "_orig_mod", None) or getattr(model, "module", None) or model
+    return getattr(inner, "electrostatics", None) is not None

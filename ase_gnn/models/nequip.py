@@ -205,6 +205,10 @@ class NequIP(EnergyModel):
         12.0 rather than a statistic of the training data, so a model is fully defined by its
         config and save/load is exact. Messages carry the cutoff envelope, so the relevant count
         is Σ_j f(r_ij): about 15 for fcc Cu at a 5 Å cutoff (42 neighbors).
+    long_range
+        Adds the Coulomb energy of learned charges (Ewald/PME, or the direct sum for molecules):
+        True for the defaults, or ``{"width": σ (Å), "accuracy": ..., "summation": ...}``; see
+        :meth:`~ase_gnn.models.base.EnergyModel.set_long_range`.
 
     References
     ----------
@@ -240,6 +244,7 @@ class NequIP(EnergyModel):
         readout: Readout = "sum",
         atomic_energies: Mapping[str, float] | Sequence[float] | None = None,
         avg_num_neighbors: float | None = 12.0,
+        long_range: Mapping[str, Any] | bool | None = None,
     ) -> None:
         super().__init__(species, cutoff, readout, atomic_energies)
         _check_arguments(num_layers, num_features, l_max, aggregation, avg_num_neighbors)
@@ -282,6 +287,9 @@ class NequIP(EnergyModel):
         )
         self.output = MLP([num_features, max(1, num_features // 2), 1])
         xavier_init_(self.output)  # e3nn modules keep their own (unit-variance) initialisation
+        self.set_long_range(long_range)
+        if self.electrostatics is not None:
+            xavier_init_(self.electrostatics)
 
     @property
     def num_features(self) -> int:
@@ -338,6 +346,13 @@ class NequIP(EnergyModel):
     ) -> Tensor:
         """Raw per-atom outputs ``[N]``."""
         return self.output(self.features(graph, species_index, edge_weight)).squeeze(-1)
+
+    def interaction_energies_and_features(
+        self, graph: AtomicGraph, species_index: Tensor, edge_weight: Tensor | None
+    ) -> tuple[Tensor, Tensor]:
+        """Raw per-atom outputs ``[N]`` and the features ``[N, F]`` they are read out from."""
+        features = self.features(graph, species_index, edge_weight)
+        return self.output(features).squeeze(-1), features
 
 
 def _check_arguments(

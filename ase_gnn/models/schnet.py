@@ -81,6 +81,10 @@ class SchNet(EnergyModel):
         ``"sum"`` (extensive energy) or ``"mean"`` (intensive); see :mod:`ase_gnn.models.base`.
     atomic_energies
         Reference energies E0 in eV.
+    long_range
+        Adds the Coulomb energy of learned charges (Ewald/PME, or the direct sum for molecules):
+        True for the defaults, or ``{"width": σ (Å), "accuracy": ..., "summation": ...}``; see
+        :meth:`~ase_gnn.models.base.EnergyModel.set_long_range`.
 
     References
     ----------
@@ -110,6 +114,7 @@ class SchNet(EnergyModel):
         aggregation: Aggregation = "sum",
         readout: Readout = "sum",
         atomic_energies: Mapping[str, float] | Sequence[float] | None = None,
+        long_range: Mapping[str, Any] | bool | None = None,
     ) -> None:
         super().__init__(species, cutoff, readout, atomic_energies)
         num_filters = hidden_channels if num_filters is None else num_filters
@@ -135,6 +140,7 @@ class SchNet(EnergyModel):
             for _ in range(num_interactions)
         )
         self.output = MLP([hidden_channels, hidden_channels // 2, 1])
+        self.set_long_range(long_range)
         xavier_init_(self)
 
     @property
@@ -185,3 +191,10 @@ class SchNet(EnergyModel):
     ) -> Tensor:
         """Raw per-atom outputs ``[N]``."""
         return self.output(self.features(graph, species_index, edge_weight)).squeeze(-1)
+
+    def interaction_energies_and_features(
+        self, graph: AtomicGraph, species_index: Tensor, edge_weight: Tensor | None
+    ) -> tuple[Tensor, Tensor]:
+        """Raw per-atom outputs ``[N]`` and the features ``[N, F]`` they are read out from."""
+        features = self.features(graph, species_index, edge_weight)
+        return self.output(features).squeeze(-1), features

@@ -107,3 +107,5 @@ def test_bad_set_ups_are_refused_before_the_first_step():
         attach(_lammps(), model, "gnn", ["Xx"])
     with pytest.raises(ValueError, match="readout must be 'sum'"):
         attach(_lammps(), tiny_model("SchNet", ["Cu"], readout="mean"), "gnn", ["Cu"])
+    with pytest.raises(ValueError, match="long-range"):
+        attach(_lammps(), tiny_model("SchNet", ["Cu"], long_range=True), "gnn", ["Cu"])
