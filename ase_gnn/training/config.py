@@ -55,6 +55,19 @@ class ModelConfig:
     """Reference energies E0: ``"fit"`` (least squares on the training set), ``"isolated:emt"``
     (energy of an isolated atom with ASE's EMT, or ``lj``/``morse``), or a table ``{Cu = -3.5}``
     in eV."""
+    long_range: bool = False
+    """Add the electrostatic energy of learned charges (Ewald/PME for periodic cells, slabs with
+    the Yeh-Berkowitz correction, the direct sum for molecules; :mod:`ase_gnn.models.long_range`).
+    The total charge of a structure is ``atoms.info["charge"]`` (default 0)."""
+    charge_width: float = 1.0
+    """Width σ of the Gaussian charges, Å (0: point charges). The Ewald splitting width is
+    √2 σ, so no real-space sum is needed."""
+    ewald_accuracy: float = 1e-6
+    """Relative size of the omitted Ewald/PME terms; with σ it sets the reciprocal cutoff
+    k_c = √(2 ln(1/accuracy)) / (√2 σ), from which the number of wave vectors (Ewald) or the
+    mesh spacing (PME) of each cell follows."""
+    summation: Literal["auto", "ewald", "pme"] = "auto"
+    """Ewald or PME for periodic cells; ``auto`` takes PME from 1,000 atoms."""
 
 
 @dataclass(frozen=True)
@@ -82,6 +95,9 @@ class DataConfig:
     structures without it get no stress loss."""
     weight_key: str = "weight"
     """Key in ``atoms.info`` of a per-structure loss weight (default 1)."""
+    charges_key: str = "charges"
+    """Key of reference atomic charges (e) in calculator results or ``atoms.arrays`` (e.g. the
+    GFN2-xTB charges of ``ase-gnn generate xtb``); used with ``[loss] charges_weight``."""
 
 
 @dataclass(frozen=True)
@@ -94,6 +110,9 @@ class LossConfig:
     """Weight of the mean force-component term (eV/Å)²."""
     stress_weight: float = 0.0
     """Weight of the mean stress-component term (eV/Å³)²."""
+    charges_weight: float = 0.0
+    """Weight of the mean squared error of the charges of a long-range model against reference
+    charges (e²), in both stages; 0 learns latent charges from energies and forces alone."""
     kind: Literal["mse", "huber"] = "mse"
     """Squared error, or Huber (quadratic below ``huber_delta``, linear above)."""
     huber_delta: float = 0.01
@@ -351,6 +370,10 @@ def _validate(config: TrainConfig) -> None:
         )
     if not config.data.train:
         raise ValueError("[data] train must name a data file")
+    if config.loss.charges_weight > 0 and not model.long_range:
+        raise ValueError(
+            "[loss] charges_weight needs [model] long_range = true (a model with charges)"
+        )
     check_training_settings(config)
     data = config.data
     if not (data.valid or data.test) and data.valid_fraction + data.test_fraction >= 1:
@@ -389,6 +412,8 @@ _NON_NEGATIVE = (
     "loss.energy_weight",
     "loss.forces_weight",
     "loss.stress_weight",
+    "loss.charges_weight",
+    "model.charge_width",
     "loss.switch_epoch",
     "loss.switch_energy_weight",
     "loss.switch_forces_weight",
@@ -402,6 +427,7 @@ _NON_NEGATIVE = (
     "schedule.min_learning_rate",
 )
 _BELOW_ONE = (
+    "model.ewald_accuracy",
     "data.valid_fraction",
     "data.test_fraction",
     "optimizer.momentum",

@@ -18,7 +18,7 @@ from torch import Tensor
 from ase_gnn.graph.atomic_graph import AtomicGraph, batch_graphs
 from ase_gnn.graph.neighbors import graph_from_atoms
 from ase_gnn.models.nn.embedding import check_species
-from ase_gnn.training.config import HeadConfig
+from ase_gnn.training.config import DataConfig, HeadConfig
 
 
 @dataclass(frozen=True)
@@ -35,6 +35,8 @@ class Labels:
         ``[B, 3, 3]`` stress, eV/Å³ (NaN where a structure has none).
     weight
         ``[B]`` per-structure loss weights.
+    charges
+        ``[N]`` reference atomic charges, e (NaN where a structure has none), or None.
     heads
         Labels of output heads by name: ``[N, ...]`` (node), ``[E, ...]`` (edge) or
         ``[B, ...]`` (graph); regression labels are floats (NaN = missing), class labels long
@@ -46,6 +48,7 @@ class Labels:
     stress: Tensor
     weight: Tensor
     heads: dict[str, Tensor] = field(default_factory=dict)
+    charges: Tensor | None = None
 
     def to(self, device: str | torch.device, dtype: torch.dtype) -> Labels:
         """Copy to ``device`` and (floats only) ``dtype``."""
@@ -58,6 +61,7 @@ class Labels:
                 name: value.to(device, dtype if value.is_floating_point() else value.dtype)
                 for name, value in self.heads.items()
             },
+            charges=None if self.charges is None else self.charges.to(device, dtype),
         )
 
 
@@ -69,6 +73,13 @@ class LabelKeys:
     forces: str = "forces"
     stress: str = "stress"
     weight: str = "weight"
+    charges: str = "charges"
+
+
+def label_keys(data: DataConfig) -> LabelKeys:
+    """The label keys of a ``[data]`` section."""
+    return LabelKeys(data.energy_key, data.forces_key, data.stress_key, data.weight_key,
+                     data.charges_key)  # fmt: skip
 
 
 def _lookup(atoms: Atoms, key: str, per_atom: bool) -> np.ndarray | float | None:
@@ -144,11 +155,19 @@ def labels_from_atoms(atoms: Atoms, keys: LabelKeys | None = None, where: str = 
         raise ValueError(
             f"{name}: loss weight {keys.weight!r} is {weight}; it must be finite and >= 0"
         )
+    charges = _lookup(atoms, keys.charges, per_atom=True)
+    if charges is not None:
+        charges = np.asarray(charges, dtype=np.float64).reshape(-1)
+        if charges.shape != (len(atoms),) or not np.isfinite(charges).all():
+            raise ValueError(
+                f"{name}: charges label {keys.charges!r} must be {len(atoms)} finite numbers"
+            )
     return Labels(
         energy=torch.tensor([energy], dtype=torch.float64),
         forces=torch.as_tensor(forces),
         stress=torch.as_tensor(stress_3x3).unsqueeze(0),
         weight=torch.tensor([weight], dtype=torch.float64),
+        charges=None if charges is None else torch.as_tensor(charges),
     )
 
 
@@ -253,6 +272,16 @@ def collate(items: Sequence[tuple[AtomicGraph, Labels]]) -> tuple[AtomicGraph, L
         stress=torch.cat([lab.stress for lab in labels]),
         weight=torch.cat([lab.weight for lab in labels]),
         heads={name: torch.cat([lab.heads[name] for lab in labels]) for name in labels[0].heads},
+        charges=None
+        if all(lab.charges is None for lab in labels)
+        else torch.cat(
+            [
+                lab.forces.new_full((len(lab.forces),), torch.nan)
+                if lab.charges is None
+                else lab.charges
+                for lab in labels
+            ]
+        ),  # fmt: skip
     )
 
 

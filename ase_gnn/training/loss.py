@@ -2,9 +2,11 @@
 
 The loss is a mean over structures of per-structure terms,
 
-    L = (1/B) Σ_s w_s [ λ_E ρ(ΔE_s / N_s) + λ_F mean_i,k ρ(ΔF_s,ik) + λ_σ mean_kl ρ(Δσ_s,kl) ]
+    L = (1/B) Σ_s w_s [ λ_E ρ(ΔE_s / N_s) + λ_F mean_i,k ρ(ΔF_s,ik) + λ_σ mean_kl ρ(Δσ_s,kl)
+                        + λ_q mean_i ρ(Δq_s,i) ]
 
-with ρ the squared error or the Huber function and w_s the structure weights. Averaging per
+with ρ the squared error or the Huber function and w_s the structure weights (λ_q: charges of a
+long-range model against reference charges, atoms with a label only). Averaging per
 structure (not per atom over the whole batch) makes the loss of a batch the mean of the losses
 of any equal-sized split of it, so data-parallel training over P processes, whose gradients are
 averaged, follows exactly the same trajectory as one process with the whole batch.
@@ -38,6 +40,9 @@ class LossWeights:
     stress
         Weight of the stress-component term, 1/(eV/Å³)²; structures without stress labels
         contribute nothing to it.
+    charges
+        Weight of the atomic-charge term, 1/e², of a long-range model; atoms without charge
+        labels contribute nothing to it.
     kind
         ``"mse"`` or ``"huber"``.
     huber_delta
@@ -47,6 +52,7 @@ class LossWeights:
     energy: float = 1.0
     forces: float = 10.0
     stress: float = 0.0
+    charges: float = 0.0
     kind: Literal["mse", "huber"] = "mse"
     huber_delta: float = 0.01
 
@@ -88,6 +94,15 @@ def per_structure_loss(
             labelled, prediction.stress.nan_to_num() - labels.stress.nan_to_num(), 0.0
         )
         loss = loss + weights.stress * _error(difference, weights).mean(dim=(1, 2))
+    if weights.charges and prediction.charges is not None and labels.charges is not None:
+        labelled = torch.isfinite(labels.charges)
+        difference = torch.where(labelled, prediction.charges - labels.charges.nan_to_num(), 0.0)
+        per_atom = _error(difference, weights)
+        total = per_atom.new_zeros(graph.num_graphs).index_add(0, graph.batch, per_atom)
+        count = per_atom.new_zeros(graph.num_graphs).index_add(
+            0, graph.batch, labelled.to(per_atom.dtype)
+        )
+        loss = loss + weights.charges * total / count.clamp(min=1)
     return loss
 
 

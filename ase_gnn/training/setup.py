@@ -25,6 +25,7 @@ from ase_gnn.training.data import (
     LabelKeys,
     fit_atomic_energies,
     isolated_atom_energies,
+    label_keys,
     labels_from_atoms,
     read_structures,
     split,
@@ -94,7 +95,7 @@ def load_splits(config: TrainConfig) -> tuple[list[Atoms], list[Atoms], list[Ato
         (named by file and index in it, see :func:`~ase_gnn.training.data.labels_from_atoms`).
     """
     data = config.data
-    keys = LabelKeys(data.energy_key, data.forces_key, data.stress_key, data.weight_key)
+    keys = label_keys(data)
 
     def read(path: str) -> list[Atoms]:
         structures = read_structures(path)
@@ -127,13 +128,15 @@ def build_model(config: TrainConfig, structures: Sequence[Atoms]) -> EnergyModel
         {s for a in structures for s in a.get_chemical_symbols()},
         key=lambda symbol: atomic_numbers[symbol],
     )
+    model = config.model
+    arguments = dict(model.hyperparameters)
+    if model.long_range:
+        arguments["long_range"] = {"width": model.charge_width, "accuracy": model.ewald_accuracy,
+                                   "summation": model.summation}  # fmt: skip
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.run.seed)
-        return ARCHITECTURES[config.model.architecture](
-            species=species,
-            cutoff=config.model.cutoff,
-            readout=config.model.readout,
-            **dict(config.model.hyperparameters),
+        return ARCHITECTURES[model.architecture](
+            species=species, cutoff=model.cutoff, readout=model.readout, **arguments
         )
 
 
@@ -160,12 +163,7 @@ def train_from_config(
         log("resolved configuration:\n" + json.dumps(config.to_dict(), indent=2))
     train, valid, test = load_splits(config)
     model = build_model(config, train)
-    keys = LabelKeys(
-        config.data.energy_key,
-        config.data.forces_key,
-        config.data.stress_key,
-        config.data.weight_key,
-    )
+    keys = label_keys(config.data)
     prepare_model(model, train, config.model.atomic_energies, keys)
     history = Trainer(model, config).fit(train, valid, test or None, resume=resume)
     sets = {"train": train, "valid": valid, "test": test}
@@ -285,6 +283,7 @@ def train_model(
                 energy_weight=weights.energy,
                 forces_weight=weights.forces,
                 stress_weight=weights.stress,
+                charges_weight=weights.charges,
                 kind=weights.kind,
                 huber_delta=weights.huber_delta,
             ),

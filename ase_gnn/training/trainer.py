@@ -31,7 +31,7 @@ from ase_gnn.models.heads import build_head
 from ase_gnn.models.io import resolve_dtype, save_model
 from ase_gnn.training.checkpoint import check_same_model, load_checkpoint, save_checkpoint
 from ase_gnn.training.config import HeadConfig, TrainConfig, check_training_settings
-from ase_gnn.training.data import GraphDataset, LabelKeys
+from ase_gnn.training.data import GraphDataset, label_keys
 from ase_gnn.training.loss import LossWeights, error_sums, metrics_from_sums, weighted_loss
 from ase_gnn.training.progress import TrainingProgress
 
@@ -221,12 +221,7 @@ class Trainer:
         self.device = device
         self.dtype = resolve_dtype(run.dtype)
         self.out_dir = Path(run.out_dir)
-        self.keys = LabelKeys(
-            config.data.energy_key,
-            config.data.forces_key,
-            config.data.stress_key,
-            config.data.weight_key,
-        )
+        self.keys = label_keys(config.data)
         check_training_settings(config)
         self.heads = config.heads
         # The global random stream is never seeded nor read, so a fit does not change the
@@ -255,6 +250,7 @@ class Trainer:
             energy=loss.switch_energy_weight if late else loss.energy_weight,
             forces=loss.switch_forces_weight if late else loss.forces_weight,
             stress=loss.switch_stress_weight if late else loss.stress_weight,
+            charges=loss.charges_weight,
             kind=loss.kind,
             huber_delta=loss.huber_delta,
         )

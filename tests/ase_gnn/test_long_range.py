@@ -248,3 +248,57 @@ def test_bad_long_range_settings_are_clear_errors():
     flat.pbc = (True, True, False)
     with pytest.raises(ValueError, match="slab without a cell vector"):
         predict(model, graph_from_atoms(flat, model.cutoff), forces=False)
+
+
+# -- training ----------------------------------------------------------------------------------
+def _labelled_salt(count, seed):
+    """Rattled rocksalt cells labelled by point charges ±1 (energy and forces) with the charges."""
+    from ase.calculators.singlepoint import SinglePointCalculator
+
+    structures = []
+    for k in range(count):
+        atoms = _rocksalt(rattle=0.15, seed=seed + k)
+        energy, forces = _energy_and_forces(atoms, _formal(atoms), width=1.0)
+        atoms.calc = SinglePointCalculator(atoms, energy=energy, forces=forces)
+        atoms.arrays["charges"] = _formal(atoms)
+        structures.append(atoms)
+    return structures
+
+
+def test_reference_charges_are_a_training_target():
+    from ase_gnn.training import LossWeights, train_model
+
+    train, valid = _labelled_salt(12, 0), _labelled_salt(3, 100)
+    model = tiny_model("SchNet", ["Na", "Cl"], cutoff=3.5, long_range=True)
+    before = np.abs(_charges(model, valid) - _formal(valid[0])).mean()
+    weights = LossWeights(energy=1.0, forces=1.0, charges=100.0)
+    train_model(model, train, valid, epochs=30, batch_size=4, learning_rate=1e-2,
+                progress=False, weights=weights)  # fmt: skip
+    after = np.abs(_charges(model, valid) - _formal(valid[0])).mean()
+    assert after < 0.1 < before, (before, after)
+
+
+def _charges(model, structures):
+    out = []
+    for atoms in structures:
+        atoms = atoms.copy()
+        atoms.calc = GNNCalculator(model, dtype="float64")
+        out.append(atoms.get_charges())
+    return np.mean(out, axis=0)
+
+
+def test_the_config_switches_the_long_range_term_on(tmp_path):
+    from ase_gnn.testing import small_training_config
+    from ase_gnn.training.config import config_from_dict
+    from ase_gnn.training.setup import build_model
+
+    config = small_training_config(tmp_path)
+    values = config.to_dict()
+    values["model"].update(long_range=True, charge_width=0.8, summation="ewald")
+    values["data"]["train"] = "x.extxyz"
+    model = build_model(config_from_dict(values), _labelled_salt(1, 0))
+    assert model.config()["long_range"] == {"width": 0.8, "accuracy": 1e-6, "summation": "ewald"}
+    values["model"]["long_range"] = False
+    values["loss"]["charges_weight"] = 1.0
+    with pytest.raises(ValueError, match="charges_weight needs"):
+        config_from_dict(values)
