@@ -156,7 +156,8 @@ def coulomb_energies(
     Raises
     ------
     ValueError
-        For a structure periodic along one or two axes only, or bad settings.
+        For a structure periodic along one axis only (a wire), a slab without a cell vector
+        along its normal, or bad settings.
     ImportError
         For a periodic structure without torch-pme installed.
     """
