@@ -21,7 +21,12 @@ import torch
 from ase import Atoms
 
 from ase_gnn.graph.atomic_graph import AtomicGraph
-from ase_gnn.graph.neighbors import graph_from_atoms, validate_structure, wrapped_positions
+from ase_gnn.graph.neighbors import (
+    graph_from_atoms,
+    structure_charge,
+    validate_structure,
+    wrapped_positions,
+)
 
 
 class SkinNeighborList:
@@ -83,5 +88,6 @@ class SkinNeighborList:
             positions=positions,
             edge_index=padded.edge_index[:, keep],
             edge_shift=shift[keep],
+            charge=torch.tensor([structure_charge(atoms)], dtype=dtype, device=positions.device),
         )
         return graph.to(device)

@@ -57,3 +57,13 @@ def test_graph_equals_a_fresh_graph_and_cell_changes_trigger_a_search():
     assert neighbors.searches == 3
     with pytest.raises(ValueError, match="skin"):
         SkinNeighborList(4.0, skin=0.0)
+
+
+def test_the_total_charge_is_read_at_every_call_not_only_at_a_search():
+    atoms = bulk("Cu", cubic=True).repeat((2, 1, 1))
+    neighbors = SkinNeighborList(4.0, skin=1.0)
+    assert float(neighbors.graph(atoms).charge[0]) == 0.0
+    charged = atoms.copy()
+    charged.info["charge"] = -1.0  # same positions: no new search
+    assert float(neighbors.graph(charged).charge[0]) == -1.0
+    assert neighbors.searches == 1
