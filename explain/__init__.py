@@ -11,6 +11,12 @@ Public API::
     METHODS                                     the methods and their defaults (explain.methods)
     many_body, ManyBody, plot_profiles          the many-body expansion E = ΣΔ1 + ΣΔ2 + ΣΔ3 + R
                                                 (explain.many_body)
+    coulomb_pairs, predicted_charges,
+    plot_charges                                the electrostatic part of a long-range model:
+                                                exact pair energies beyond the cutoff, charges
+                                                and their 3-D map (explain.long_range);
+                                                Energy(part="electrostatic" | "short_range")
+                                                attributes either part
     write_chemiscope                            an interactive page of attributions, bonds and
                                                 triplets per frame (explain.viewer; needs the
                                                 chemiscope extra)
@@ -24,6 +30,7 @@ Example::
 """
 
 from explain.explainer import Explainer
+from explain.long_range import CoulombPairs, coulomb_pairs, plot_charges, predicted_charges
 from explain.many_body import ManyBody, many_body, plot_profiles
 from explain.methods import METHODS
 from explain.result import Attribution
@@ -41,6 +48,7 @@ from explain.viewer import write_chemiscope
 __all__ = [
     "METHODS",
     "Attribution",
+    "CoulombPairs",
     "Energy",
     "EnergyPerAtom",
     "Explainer",
@@ -50,7 +58,10 @@ __all__ = [
     "ManyBody",
     "StressComponent",
     "Target",
+    "coulomb_pairs",
     "many_body",
+    "plot_charges",
     "plot_profiles",
+    "predicted_charges",
     "write_chemiscope",
 ]

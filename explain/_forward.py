@@ -22,7 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from ase_gnn import AtomicGraph, EnergyModel, batch_graphs
-from explain.targets import Target
+from explain.targets import EnergyPart, Target
 
 Level = Literal["edge", "atom", "position"]
 LEVELS: tuple[str, ...] = ("edge", "atom", "position")
@@ -41,7 +41,9 @@ class AtomGated(nn.Module):
         True: a gated-off atom keeps E0 ("isolated" baseline); False: it contributes 0.
     """
 
-    def __init__(self, model: EnergyModel, gates: Tensor, keep_reference: bool) -> None:
+    def __init__(
+        self, model: EnergyModel | EnergyPart, gates: Tensor, keep_reference: bool
+    ) -> None:
         super().__init__()
         self.model = model
         self.gates = gates
@@ -57,7 +59,8 @@ class AtomGated(nn.Module):
         self, graph: AtomicGraph, names: list[str], edge_weight: Tensor | None = None
     ) -> dict[str, Tensor]:
         """The model's head outputs with the atoms' messages gated (no energy term here)."""
-        return self.model.head_outputs(graph, names, self.edge_weight(graph, edge_weight))
+        model = self.model.model if isinstance(self.model, EnergyPart) else self.model
+        return model.head_outputs(graph, names, self.edge_weight(graph, edge_weight))
 
     def forward(self, graph: AtomicGraph, edge_weight: Tensor | None = None) -> Tensor:
         """Gated local energies ``[N]``, eV."""
@@ -87,7 +90,7 @@ class GateForward:
 
     def __init__(
         self,
-        model: EnergyModel,
+        model: EnergyModel | EnergyPart,
         target: Target,
         graph: AtomicGraph,
         level: Level,

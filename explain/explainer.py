@@ -153,7 +153,11 @@ class Explainer:
         """The attributed function: gates ``[S, K]`` → target ``[S]`` (:mod:`explain._forward`)."""
         self.target.check(graph, self.model)
         return GateForward(
-            self.model, self.target, graph, self.level, keep_reference=self.baseline != "zero"
+            self.target.view(self.model),
+            self.target,
+            graph,
+            self.level,
+            keep_reference=self.baseline != "zero",
         )
 
     def inputs_and_baseline(self, forward: GateForward) -> tuple[Tensor, Tensor]:

@@ -63,6 +63,10 @@ class Target(ABC):
     def check_model(self, model: EnergyModel) -> None:  # noqa: B027 - optional hook
         """Raise ``ValueError`` if ``model`` cannot give this target (checked when built)."""
 
+    def view(self, model: EnergyModel) -> EnergyModel | EnergyPart:
+        """The module whose local energies the target reads (``model`` itself by default)."""
+        return model
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r})"
 
@@ -80,15 +84,71 @@ def _check_atom(atom: int, graph: AtomicGraph, what: str) -> None:
         raise ValueError(f"{what} of atom {atom}, but the structure has {graph.num_atoms} atoms")
 
 
+PARTS: tuple[str, ...] = ("total", "short_range", "electrostatic")
+
+
+class EnergyPart(nn.Module):
+    """One part of a long-range model's local energies, as a module shaped like the model.
+
+    ``"short_range"``: E0_i plus the message-passing energy (reference energies E0);
+    ``"electrostatic"``: k_e q_i V_i of the learned charges (reference 0: with every bond gated
+    off no charge is left). The two sum to the model's local energies, so attributions of the
+    two parts sum to those of the total energy (exactly, for linear methods such as Integrated
+    Gradients).
+    """
+
+    def __init__(self, model: EnergyModel, part: str) -> None:
+        super().__init__()
+        self.model, self.part = model, part
+
+    def forward(self, graph: AtomicGraph, edge_weight: Tensor | None = None) -> Tensor:
+        """Local energies ``[N]`` of the part, eV."""
+        short_range, electrostatic, _ = self.model.energy_parts(graph, edge_weight)
+        if self.part == "short_range":
+            return short_range
+        return torch.zeros_like(short_range) if electrostatic is None else electrostatic
+
+    def reference_energies(self, graph: AtomicGraph) -> Tensor:
+        """``[N]`` local energies of the part without neighbours: E0, or 0 (electrostatic)."""
+        reference = self.model.reference_energies(graph)
+        return reference if self.part == "short_range" else torch.zeros_like(reference)
+
+
+@dataclass(frozen=True, repr=False)
 class Energy(Target):
-    """Total energy E, eV."""
+    """Total energy E, eV, or one part of it for a long-range model.
+
+    Parameters
+    ----------
+    part
+        ``"total"``; ``"short_range"`` (Σ E0_i + message-passing energies) or
+        ``"electrostatic"`` (the Coulomb energy of the learned charges) of a model built with
+        ``long_range``. With the isolated-atom baseline the attributions of the parts sum to
+        E_sr − Σ E0 and E_el, those of the total to their sum.
+    """
+
+    part: str = "total"
+
+    def __post_init__(self) -> None:
+        if self.part not in PARTS:
+            raise ValueError(f"part must be one of {PARTS}, got {self.part!r}")
 
     @property
     def name(self) -> str:
-        return "energy"
+        return "energy" if self.part == "total" else f"{self.part.replace('_', '-')} energy"
+
+    def check_model(self, model: EnergyModel) -> None:
+        if self.part == "electrostatic" and model.electrostatics is None:
+            raise ValueError(
+                "the electrostatic part needs a model with a long-range term "
+                "(e.g. SchNet(..., long_range=True)); this one is short-range only"
+            )
+
+    def view(self, model: EnergyModel) -> EnergyModel | EnergyPart:
+        return model if self.part == "total" else EnergyPart(model, self.part)
 
     def __call__(self, model: nn.Module, graph: AtomicGraph, edge_weight: Tensor | None) -> Tensor:
-        """Total energies ``[B]``, eV."""
+        """Total energies (or those of the part) ``[B]``, eV."""
         return predict(model, graph, forces=False, training=True, edge_weight=edge_weight).energy
 
 

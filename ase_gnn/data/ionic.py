@@ -39,7 +39,7 @@ virial is that of its three-times-taller box.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from types import MappingProxyType
 from typing import TYPE_CHECKING
 
@@ -59,6 +59,7 @@ __all__ = [
     "IONIC_CONFIG_TYPES",
     "NACL_LATTICE_CONSTANT",
     "SHORT_RANGE_CUTOFF",
+    "dissociation_curve",
     "fumi_tosi",
     "fumi_tosi_commands",
     "generate_ionic",
@@ -188,6 +189,7 @@ def generate_ionic(
     seed: int = 0,
     *,
     temperatures_K: Sequence[float] = (300.0, 700.0, 1000.0),
+    fractions: Mapping[str, float] = IONIC_CONFIG_TYPES,
     progress: bool = True,
 ) -> list[Atoms]:
     """Generate Fumi–Tosi NaCl structures labelled by LAMMPS (module docstring).
@@ -200,6 +202,9 @@ def generate_ionic(
         Seed of ``numpy.random.default_rng``; the same seed gives the same data.
     temperatures_K
         Temperatures of the crystal MD, K.
+    fractions
+        Share of each config type (keys from :data:`IONIC_CONFIG_TYPES`, normalised), e.g.
+        ``{"cluster": 1.0}`` for charged fragments only.
     progress
         Show a tqdm progress bar.
 
@@ -216,11 +221,18 @@ def generate_ionic(
     ImportError
         Without LAMMPS (the ``lammps`` extra).
     ValueError
-        For a negative count or non-positive temperatures.
+        For a negative count, non-positive temperatures or unknown config types.
     """
     if len(temperatures_K) == 0 or min(temperatures_K) <= 0:
         raise ValueError(f"temperatures_K must be positive, got {list(temperatures_K)}")
-    counts = _allocate(num_structures, IONIC_CONFIG_TYPES)
+    unknown = set(fractions) - set(IONIC_CONFIG_TYPES)
+    if unknown or not fractions or min(fractions.values()) < 0 or sum(fractions.values()) <= 0:
+        raise ValueError(
+            f"fractions must map config types among {', '.join(IONIC_CONFIG_TYPES)} to "
+            f"non-negative shares, got {dict(fractions)}"
+        )
+    total = sum(fractions.values())
+    counts = _allocate(num_structures, {name: share / total for name, share in fractions.items()})
     rng = np.random.default_rng(seed)
     builders: dict[str, Callable[[np.random.Generator, int], Atoms]] = {
         "bulk": _bulk, "strained": _strained, "vacancy": _vacancy, "surface": _surface,
@@ -241,7 +253,7 @@ def generate_ionic(
         )  # fmt: skip
         return (label(atoms, "md") for atoms in snapshots)
 
-    jobs = {name: md if name == "md" else static(name) for name in IONIC_CONFIG_TYPES}
+    jobs = {name: md if name == "md" else static(name) for name in counts}
     return _collect(jobs, rng, num_structures, "Fumi-Tosi NaCl", progress)
 
 
@@ -340,27 +352,70 @@ def _fragment(rng: np.random.Generator, charge: int) -> Atoms:
     return atoms
 
 
+def dissociation_curve(separations: Sequence[float], seed: int = 0) -> list[Atoms]:
+    """One pair of oppositely charged fragments pulled apart along a line, labelled by LAMMPS.
+
+    The test of a long-range model: beyond its cutoff a short-range model sees two isolated
+    fragments and predicts a constant, while the energy still changes by the Coulomb
+    interaction of charges +1 and −1 (about −14.4 eV Å / R).
+
+    Parameters
+    ----------
+    separations
+        Shortest distances between the two fragments, Å (each at least 1.9).
+    seed
+        Seed of the fragments' shapes, orientations and the direction.
+
+    Returns
+    -------
+    list of ase.Atoms
+        Labelled as :func:`generate_ionic`'s clusters (``config_type`` ``"curve"``), with
+        ``info["separation"]`` as asked.
+    """
+    if len(separations) == 0 or min(separations) < MIN_DISTANCE:
+        raise ValueError(f"separations must be at least {MIN_DISTANCE} Å, got {list(separations)}")
+    rng = np.random.default_rng(seed)
+    first, second = _fragment(rng, 1), _fragment(rng, -1)
+    direction = _direction(rng)
+    return [
+        label(_boxed(_apart(first, second, float(gap), direction)), "curve") for gap in separations
+    ]
+
+
 def _cluster(rng: np.random.Generator, index: int) -> Atoms:
     """Two oppositely charged fragments ``info["separation"]`` Å apart, or (every third) one."""
     if index % 3 == 2:
-        atoms = _fragment(rng, int(rng.choice([-1, 1])))
-    else:
-        first, second = _fragment(rng, 1), _fragment(rng, -1)
-        separation = float(rng.uniform(*SEPARATION_RANGE))
-        direction = rng.normal(size=3)
-        direction /= np.linalg.norm(direction)
-        # Slide the second fragment along the direction until the closest pair is `separation`.
-        start = (np.ptp(first.positions, 0).max() + np.ptp(second.positions, 0).max()) / 2
-        second.positions += direction * start
-        gap = _closest(first.positions, second.positions)
-        for _ in range(50):
-            second.positions += direction * (separation - gap)
-            gap = _closest(first.positions, second.positions)
-            if abs(gap - separation) < 1e-6:
-                break
-        atoms = first + second
-        atoms.info["separation"] = gap
-    atoms.center(vacuum=6.0)  # a box for LAMMPS's fixed boundaries; not periodic, no stress
+        return _boxed(_fragment(rng, int(rng.choice([-1, 1]))))
+    first, second = _fragment(rng, 1), _fragment(rng, -1)
+    separation = float(rng.uniform(*SEPARATION_RANGE))
+    return _boxed(_apart(first, second, separation, _direction(rng)))
+
+
+def _direction(rng: np.random.Generator) -> np.ndarray:
+    """A random unit vector [3]."""
+    direction = rng.normal(size=3)
+    return direction / np.linalg.norm(direction)
+
+
+def _apart(first: Atoms, second: Atoms, separation: float, direction: np.ndarray) -> Atoms:
+    """``first + second`` with ``second`` slid along ``direction`` to the given closest gap."""
+    shifted = second.copy()
+    start = (np.ptp(first.positions, 0).max() + np.ptp(second.positions, 0).max()) / 2
+    shifted.positions += direction * start
+    gap = _closest(first.positions, shifted.positions)
+    for _ in range(50):  # the gap is piecewise linear in the shift: a few steps converge
+        shifted.positions += direction * (separation - gap)
+        gap = _closest(first.positions, shifted.positions)
+        if abs(gap - separation) < 1e-9:
+            break
+    atoms = first + shifted
+    atoms.info["separation"] = gap
+    return atoms
+
+
+def _boxed(atoms: Atoms) -> Atoms:
+    """Centred in a box with 6 Å of vacuum (for LAMMPS's fixed boundaries; not periodic)."""
+    atoms.center(vacuum=6.0)
     atoms.set_initial_charges(formal_charges(atoms))
     return atoms
 

@@ -241,6 +241,24 @@ class EnergyModel(nn.Module, ABC):
     ) -> tuple[Tensor, Tensor | None]:
         """Local energies ``[N]`` (eV), as :meth:`forward`, and the charges ``[N]`` (e) of a
         long-range model from the same pass (None for a short-range model)."""
+        short_range, electrostatic, charges = self.energy_parts(graph, edge_weight)
+        return (short_range if electrostatic is None else short_range + electrostatic), charges
+
+    def energy_parts(
+        self, graph: AtomicGraph, edge_weight: Tensor | None = None
+    ) -> tuple[Tensor, Tensor | None, Tensor | None]:
+        """The two parts of the local energies and the charges, from one pass.
+
+        Returns
+        -------
+        short_range : Tensor
+            ``[N]`` E0_i plus the message-passing energy, eV.
+        electrostatic : Tensor or None
+            ``[N]`` Coulomb energy k_e q_i V_i of the learned charges, eV (None without a
+            long-range term); ``short_range + electrostatic`` is :meth:`forward`.
+        charges : Tensor or None
+            ``[N]`` charges, e (None without a long-range term).
+        """
         if edge_weight is not None and edge_weight.shape != (graph.num_edges,):
             raise ValueError(
                 f"edge_weight must have shape [{graph.num_edges}] (one per edge), "
@@ -268,11 +286,11 @@ class EnergyModel(nn.Module, ABC):
         if self.readout == "mean":
             energies = energies / atoms_per_graph(graph)[graph.batch].to(energies.dtype)
         if self.electrostatics is None or features is None:
-            return energies, None
+            return energies, None, None
         raw_charges = self.electrostatics.charge_network(features).squeeze(-1)
         # relative to an isolated atom's, so that with every edge removed no charge is left
         charges = neutralise(raw_charges[:num_atoms] - one_hot @ raw_charges[num_atoms:], graph)
-        return energies + self.electrostatics.energies(graph, charges), charges
+        return energies, self.electrostatics.energies(graph, charges), charges
 
     def representation(self, graph: AtomicGraph, edge_weight: Tensor | None = None) -> Tensor:
         """Invariant per-atom features ``[N, F]``: the shared backbone of energy and heads.

@@ -168,3 +168,49 @@ def test_cli_writes_an_ionic_dataset(tmp_path):
     structures = read_dataset(out)
     assert len(structures) == 6
     assert all("charges" in atoms.calc.results for atoms in structures)
+
+
+@pytest.mark.slow
+def test_long_range_model_is_three_times_better_beyond_the_cutoff():
+    """Same SchNet, same epochs, with and without the long-range term, on charged fragments.
+
+    Beyond the 5 Å cutoff a short-range model sees two isolated fragments and predicts a
+    constant; the energy of the fragment pair still changes by about 14.4 eV Å / R. Measured
+    (5–16 Å): short-range 0.19 eV on average (0.3 eV at 5–10 Å), long-range 0.008 eV, at most
+    0.013 eV. The charges are trained as a target (formal ±1).
+    """
+    from ase_gnn import GNNCalculator
+    from ase_gnn.data.ionic import dissociation_curve
+    from ase_gnn.testing import tiny_model
+    from ase_gnn.training import LossWeights, train_model
+
+    train = generate_ionic(80, seed=0, fractions={"cluster": 1.0}, progress=False)
+    valid = generate_ionic(12, seed=1, fractions={"cluster": 1.0}, progress=False)
+    curve = dissociation_curve(np.linspace(2.8, 16.0, 23), seed=5)
+    separation = np.array([atoms.info["separation"] for atoms in curve])
+    reference = np.array([atoms.get_potential_energy() for atoms in curve])
+    errors = {}
+    for long_range in (False, True):
+        model = tiny_model("SchNet", ["Na", "Cl"], cutoff=5.0, long_range=long_range,
+                           hidden_channels=32, num_radial=16)  # fmt: skip
+        weights = LossWeights(charges=1.0 if long_range else 0.0)
+        train_model(model, train, valid, epochs=120, batch_size=4, learning_rate=1e-2,
+                    progress=False, weights=weights)  # fmt: skip
+        calc = GNNCalculator(model, dtype="float64")
+        energies = np.array([calc.get_potential_energy(atoms.copy()) for atoms in curve])
+        errors[long_range] = np.abs(energies - reference)
+    beyond = separation >= 5.0
+    short, long = errors[False][beyond].mean(), errors[True][beyond].mean()
+    assert long < short / 3, (short, long)
+    assert errors[True][beyond].max() < 0.1  # flat: no growth with distance (measured 0.013 eV)
+    # explain's pair decomposition of the learned electrostatics against the exact one: the
+    # pairs beyond 2x the cutoff (all between the fragments) carry k_e q_i q_j / r of ±1 ions
+    from explain import coulomb_pairs
+
+    far = curve[int(np.argmin(np.abs(separation - 12.0)))]
+    pairs = coulomb_pairs(model.double(), far)
+    mask = pairs.distances > 10.0
+    charges = formal_charges(far)
+    i, j = pairs.pairs[mask].T
+    exact = 14.399645 * np.sum(charges[i] * charges[j] / pairs.distances[mask])
+    assert float(pairs.energies[mask].sum()) == pytest.approx(exact, rel=0.1)
