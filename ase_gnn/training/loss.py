@@ -177,7 +177,8 @@ def error_sums(
 ) -> dict[str, float]:
     """Sums of absolute and squared errors with their counts, to accumulate over batches/ranks.
 
-    Keys ``{energy,forces,stress}_{abs,sq,n}``; energy errors are per atom (eV/atom). Heads add
+    Keys ``{energy,forces,stress}_{abs,sq,n}``; energy errors are per atom (eV/atom). A
+    long-range model with reference charges adds ``charges_{abs,sq,n}`` (e). Heads add
     ``<name>_{abs,sq,n}`` (regression) or ``<name>_{correct,n}`` (classification).
     """
     num_atoms = atoms_per_graph(graph).to(prediction.energy.dtype)
@@ -186,6 +187,10 @@ def error_sums(
         errors["forces"] = prediction.forces - labels.forces
     if prediction.stress is not None:
         errors["stress"] = (prediction.stress - labels.stress)[stress_label_mask(graph, labels)]
+    if prediction.charges is not None and labels.charges is not None:
+        labelled = torch.isfinite(labels.charges)
+        if bool(labelled.any()):
+            errors["charges"] = (prediction.charges - labels.charges)[labelled]
     sums = {}
     for key, error in errors.items():
         sums[f"{key}_abs"] = float(error.detach().abs().sum())
@@ -211,8 +216,8 @@ def error_sums(
 
 def metrics_from_sums(sums: dict[str, float]) -> dict[str, float]:
     """MAE and RMSE per quantity (``energy_mae`` eV/atom, ``forces_mae`` eV/Å, ``stress_mae``
-    eV/Å³, and ``*_rmse``; ``<head>_mae`` / ``<head>_accuracy`` for heads) from accumulated
-    :func:`error_sums`."""
+    eV/Å³, ``charges_mae`` e, and ``*_rmse``; ``<head>_mae`` / ``<head>_accuracy`` for heads)
+    from accumulated :func:`error_sums`."""
     metrics = {}
     for key in [k.removesuffix("_n") for k in sums if k.endswith("_n")]:
         n = sums[f"{key}_n"]
