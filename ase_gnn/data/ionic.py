@@ -376,9 +376,10 @@ def dissociation_curve(separations: Sequence[float], seed: int = 0) -> list[Atom
         raise ValueError(f"separations must be at least {MIN_DISTANCE} Å, got {list(separations)}")
     rng = np.random.default_rng(seed)
     first, second = _fragment(rng, 1), _fragment(rng, -1)
-    direction = _direction(rng)
+    direction = _structures.random_direction(rng)
     return [
-        label(_boxed(_apart(first, second, float(gap), direction)), "curve") for gap in separations
+        label(_boxed(_structures.place_apart(first, second, float(gap), direction)), "curve")
+        for gap in separations
     ]
 
 
@@ -388,29 +389,9 @@ def _cluster(rng: np.random.Generator, index: int) -> Atoms:
         return _boxed(_fragment(rng, int(rng.choice([-1, 1]))))
     first, second = _fragment(rng, 1), _fragment(rng, -1)
     separation = float(rng.uniform(*SEPARATION_RANGE))
-    return _boxed(_apart(first, second, separation, _direction(rng)))
-
-
-def _direction(rng: np.random.Generator) -> np.ndarray:
-    """A random unit vector [3]."""
-    direction = rng.normal(size=3)
-    return direction / np.linalg.norm(direction)
-
-
-def _apart(first: Atoms, second: Atoms, separation: float, direction: np.ndarray) -> Atoms:
-    """``first + second`` with ``second`` slid along ``direction`` to the given closest gap."""
-    shifted = second.copy()
-    start = (np.ptp(first.positions, 0).max() + np.ptp(second.positions, 0).max()) / 2
-    shifted.positions += direction * start
-    gap = _closest(first.positions, shifted.positions)
-    for _ in range(50):  # the gap is piecewise linear in the shift: a few steps converge
-        shifted.positions += direction * (separation - gap)
-        gap = _closest(first.positions, shifted.positions)
-        if abs(gap - separation) < 1e-9:
-            break
-    atoms = first + shifted
-    atoms.info["separation"] = gap
-    return atoms
+    return _boxed(
+        _structures.place_apart(first, second, separation, _structures.random_direction(rng))
+    )
 
 
 def _boxed(atoms: Atoms) -> Atoms:
@@ -418,11 +399,6 @@ def _boxed(atoms: Atoms) -> Atoms:
     atoms.center(vacuum=6.0)
     atoms.set_initial_charges(formal_charges(atoms))
     return atoms
-
-
-def _closest(first: np.ndarray, second: np.ndarray) -> float:
-    """Shortest distance between two sets of points [N, 3] and [M, 3], Å."""
-    return float(np.linalg.norm(first[:, None] - second[None], axis=-1).min())
 
 
 def _md_start(rng: np.random.Generator) -> Atoms:

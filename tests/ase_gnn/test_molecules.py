@@ -73,3 +73,51 @@ def test_extxyz_round_trip_and_model_evaluation(tmp_path, ethanol) -> None:
 def test_unknown_molecule_is_a_clear_error() -> None:
     with pytest.raises(ValueError, match="unknown molecule 'ethanol'.*CH3CH2OH"):
         generate_xtb("ethanol", 1, progress=False)
+
+
+@pytest.mark.parametrize("pair", [("H2O", "H2O"), ("H2O", "Na+"), ("Cl-", "H2O")])
+def test_pairs_have_their_separation_charge_and_fresh_gfn2_labels(pair) -> None:
+    """Two fragments at the stated shortest distance, total charge passed to GFN2-xTB."""
+    from tblite.ase import TBLite
+
+    from ase_gnn import graph_from_atoms
+    from ase_gnn.data.molecules import generate_xtb_pairs
+
+    structures = generate_xtb_pairs(*pair, 4, seed=1, progress=False)
+    again = generate_xtb_pairs(*pair, 4, seed=1, progress=False)
+    charge = {"Na+": 1, "Cl-": -1}.get(pair[0], 0) + {"Na+": 1, "Cl-": -1}.get(pair[1], 0)
+    sizes = [3 if name == "H2O" else 1 for name in pair]
+    for atoms, same in zip(structures, again, strict=True):
+        np.testing.assert_array_equal(atoms.positions, same.positions)
+        assert atoms.info["charge"] == charge
+        assert atoms.calc.results["charges"].sum() == pytest.approx(charge, abs=1e-6)
+        first, second = atoms.positions[: sizes[0]], atoms.positions[sizes[0] :]
+        gap = np.linalg.norm(first[:, None] - second[None], axis=-1).min()
+        assert gap == pytest.approx(atoms.info["separation"], abs=1e-8)
+        assert 1.7 <= gap <= 15.0
+        assert graph_from_atoms(atoms, 5.0).charge is not None
+    fresh = structures[0].copy()
+    fresh.calc = TBLite(method="GFN2-xTB", charge=float(charge), verbosity=0)
+    assert fresh.get_potential_energy() == pytest.approx(structures[0].get_potential_energy())
+    assert len({round(a.info["separation"], 3) for a in structures}) == 4
+
+
+def test_pairs_refuse_unknown_fragments_and_bad_ranges() -> None:
+    from ase_gnn.data.molecules import generate_xtb_pairs
+
+    with pytest.raises(ValueError, match="unknown molecule or ion 'water'"):
+        generate_xtb_pairs("H2O", "water", 1, progress=False)
+    with pytest.raises(ValueError, match="separations"):
+        generate_xtb_pairs("H2O", "H2O", 1, separations=(5.0, 2.0), progress=False)
+
+
+def test_cli_writes_pairs(tmp_path) -> None:
+    import subprocess
+    import sys
+
+    out = tmp_path / "pairs.extxyz"
+    command = [sys.executable, "-m", "ase_gnn", "generate", "xtb-pairs", "--molecule", "H2O,Na+"]
+    subprocess.run([*command, "--structures", "3", "--out", str(out)], check=True)
+    structures = read(out, ":")
+    assert len(structures) == 3
+    assert all(atoms.info["charge"] == 1 and "separation" in atoms.info for atoms in structures)
