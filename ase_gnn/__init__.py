@@ -36,12 +36,14 @@ from ase_gnn.models import ARCHITECTURES, EnergyModel, NequIP, SchNet
 from ase_gnn.models.forces import Prediction, predict
 from ase_gnn.models.heads import EdgeHead, GraphHead, Head, NodeHead
 from ase_gnn.models.io import load_model, read_metadata, save_model
+from ase_gnn.models.long_range import COULOMB_CONSTANT
 from ase_gnn.simulate.batched import Relaxation, evaluate, relax
 
 __version__ = "0.1.0"
 
 __all__ = [
     "ARCHITECTURES",
+    "COULOMB_CONSTANT",
     "AnomalyCalculator",
     "AnomalyDetector",
     "AtomicGraph",

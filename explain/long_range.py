@@ -23,12 +23,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import vesin
 from ase import Atoms
 from scipy.special import erf
 
-from ase_gnn import EnergyModel, graph_from_atoms
-from ase_gnn.graph.neighbors import neighbor_pairs
-from ase_gnn.models.long_range import COULOMB_CONSTANT
+from ase_gnn import COULOMB_CONSTANT, EnergyModel, graph_from_atoms
 from explain.visualize import _cell_edges, _figure, _finish, _norm
 
 if TYPE_CHECKING:
@@ -137,7 +136,7 @@ def coulomb_pairs(model: EnergyModel, atoms: Atoms, r_max: float = 30.0) -> Coul
     width = model.electrostatics.width
     positions = atoms.positions
     if atoms.pbc.any():
-        first, second, shift = neighbor_pairs(positions, atoms.cell[:], atoms.pbc, r_max)
+        first, second, shift = vesin.ase_neighbor_list("ijS", atoms, r_max)
         keep = first <= second  # each pair once; i == j keeps both images, hence the ½ below
         first, second, shift = first[keep], second[keep], shift[keep]
         vectors = positions[second] + shift @ atoms.cell[:] - positions[first]
