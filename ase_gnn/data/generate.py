@@ -408,6 +408,26 @@ def _labelled(atoms: Atoms, factory: CalculatorFactory, config_type: str) -> Ato
     return structure
 
 
+def _static_jobs(
+    counts: Mapping[str, int],
+    rng: np.random.Generator,
+    builders: Mapping[str, Callable[[np.random.Generator, int], Atoms]],
+    label: Callable[[Atoms, str], Atoms],
+) -> dict[str, Callable[[], Iterator[Atoms]]]:
+    """For each config type of ``counts`` that ``builders`` can build, a job that builds
+    ``counts[type]`` structures (``builder(rng, index)``) and labels each
+    (``label(atoms, type)``)."""
+
+    def job(config_type: str) -> Callable[[], Iterator[Atoms]]:
+        def make() -> Iterator[Atoms]:
+            for index in range(counts[config_type]):
+                yield label(builders[config_type](rng, index), config_type)
+
+        return make
+
+    return {name: job(name) for name in counts if name in builders}
+
+
 def _collect(
     jobs: Mapping[str, Callable[[], Iterator[Atoms]]],
     rng: np.random.Generator,

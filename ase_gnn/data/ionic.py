@@ -50,7 +50,7 @@ from ase.calculators.singlepoint import SinglePointCalculator
 from scipy.spatial.transform import Rotation
 
 from ase_gnn.data import _structures
-from ase_gnn.data.generate import _allocate, _collect
+from ase_gnn.data.generate import _allocate, _collect, _static_jobs
 
 if TYPE_CHECKING:
     from ase.calculators.lammpslib import LAMMPSlib
@@ -239,13 +239,6 @@ def generate_ionic(
         "cluster": _cluster,
     }  # fmt: skip
 
-    def static(config_type: str) -> Callable[[], Iterator[Atoms]]:
-        def make() -> Iterator[Atoms]:
-            for index in range(counts[config_type]):
-                yield label(builders[config_type](rng, index), config_type)
-
-        return make
-
     def md() -> Iterator[Atoms]:
         snapshots = _structures.md_snapshots(
             rng, counts["md"], _md_start, fumi_tosi, temperatures_K, 2.0 * units.fs,
@@ -253,7 +246,8 @@ def generate_ionic(
         )  # fmt: skip
         return (label(atoms, "md") for atoms in snapshots)
 
-    jobs = {name: md if name == "md" else static(name) for name in counts}
+    static = _static_jobs(counts, rng, builders, label)
+    jobs = {name: md if name == "md" else static[name] for name in counts}
     return _collect(jobs, rng, num_structures, "Fumi-Tosi NaCl", progress)
 
 

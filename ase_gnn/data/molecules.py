@@ -114,15 +114,7 @@ def generate_xtb(
     ):
         dynamics.run(steps_between)
         results = atoms.calc.results
-        snapshot = Atoms(atoms.numbers, positions=atoms.positions)
-        snapshot.calc = SinglePointCalculator(
-            snapshot,
-            energy=float(results["energy"]),
-            free_energy=float(results["energy"]),
-            forces=np.array(results["forces"]),
-            energies=np.array(results["energies"]),
-            charges=np.array(results["charges"]),
-        )
+        snapshot = _snapshot(atoms)
         orders = np.asarray(results["bond-orders"]).reshape(len(atoms), len(atoms), -1)
         snapshot.arrays["bond_orders"] = orders.sum(axis=-1)  # over spin channels
         snapshot.info.update(
@@ -134,6 +126,22 @@ def generate_xtb(
         )
         structures.append(snapshot)
     return structures
+
+
+def _snapshot(atoms: Atoms) -> Atoms:
+    """A plain copy of ``atoms`` holding its tblite results (energy, forces, per-atom energies,
+    charges) in a SinglePointCalculator."""
+    results = atoms.calc.results
+    snapshot = Atoms(atoms.numbers, positions=atoms.positions)
+    snapshot.calc = SinglePointCalculator(
+        snapshot,
+        energy=float(results["energy"]),
+        free_energy=float(results["energy"]),
+        forces=np.array(results["forces"]),
+        energies=np.array(results["energies"]),
+        charges=np.array(results["charges"]),
+    )
+    return snapshot
 
 
 def _homo_lumo_gap(atoms: Atoms, method: str) -> float:
@@ -232,16 +240,7 @@ def generate_xtb_pairs(
                 continue
         else:
             raise RuntimeError(f"{method} failed 20 times for {first}+{second}; raise separations")
-        results = pair.calc.results
-        snapshot = Atoms(pair.numbers, positions=pair.positions)
-        snapshot.calc = SinglePointCalculator(
-            snapshot,
-            energy=float(results["energy"]),
-            free_energy=float(results["energy"]),
-            forces=np.array(results["forces"]),
-            energies=np.array(results["energies"]),
-            charges=np.array(results["charges"]),
-        )
+        snapshot = _snapshot(pair)
         snapshot.info.update(
             config_type="pair", separation=pair.info["separation"], charge=int(charge),
             molecules=f"{first}+{second}",

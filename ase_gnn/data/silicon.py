@@ -30,7 +30,7 @@ from ase.build import bulk, diamond100
 from ase.calculators.calculator import Calculator
 
 from ase_gnn.data import _structures
-from ase_gnn.data.generate import _allocate, _collect, _labelled
+from ase_gnn.data.generate import _allocate, _collect, _labelled, _static_jobs
 
 __all__ = ["SW_CONFIG_TYPES", "SW_CUTOFF", "SW_LATTICE_CONSTANT", "generate_sw", "stillinger_weber"]
 
@@ -106,13 +106,8 @@ def generate_sw(
         "cluster": _cluster,
     }  # fmt: skip
 
-    def static(config_type: str) -> Callable[[], Iterator[Atoms]]:
-        def make() -> Iterator[Atoms]:
-            for index in range(counts[config_type]):
-                atoms = builders[config_type](rng, index)
-                yield _labelled(atoms, stillinger_weber, config_type)
-
-        return make
+    def label(atoms: Atoms, config_type: str) -> Atoms:
+        return _labelled(atoms, stillinger_weber, config_type)
 
     def md(
         config_type: str, start: _structures.Builder, temperatures: tuple[float, ...]
@@ -122,11 +117,11 @@ def generate_sw(
                 rng, counts[config_type], start, stillinger_weber, temperatures, 1.0 * units.fs,
                 accept=lambda atoms: _structures.min_distance_at_least(atoms, MIN_DISTANCE),
             )  # fmt: skip
-            return (_labelled(atoms, stillinger_weber, config_type) for atoms in snapshots)
+            return (label(atoms, config_type) for atoms in snapshots)
 
         return make
 
-    jobs = {name: static(name) for name in fractions if name in builders}
+    jobs = _static_jobs(counts, rng, builders, label)
     jobs["md"] = md("md", _md_start, temperatures_K)
     jobs["liquid"] = md("liquid", _liquid_start, (2500.0,))
     return _collect(jobs, rng, num_structures, "Stillinger-Weber Si", progress)
